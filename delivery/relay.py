@@ -1,0 +1,100 @@
+"""The outbox relay: moves due outbox rows into the rq queue, and sweeps expired leases.
+
+Runs as a thread in the MX role (woken right after each commit) and in standalone workers (polling).
+If Redis is down, rows simply stay in the outbox and are moved when it is back; if Redis loses
+jobs (a restart without persistence) or a worker dies mid-attempt, the sweeper finds the events whose
+lease ran out and puts them back in the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Callable
+
+from rq import Queue
+
+from delivery.queue import QueueUnavailable, enqueue, job_waiting
+from store.db import Database
+from store.events import due_outbox, expired_leases, extend_lease, mark_queued, requeue
+from store.models import EventState, utcnow
+
+log = logging.getLogger("mailkite.relay")
+
+QUEUE_LEASE_S = 30.0
+SWEEP_EVERY_S = 5.0
+BATCH = 500
+
+
+class OutboxRelay:
+    """``queue``: the webhook queue; ``job_timeout``: seconds rq lets one job run."""
+
+    def __init__(self, db: Database, queue: Queue, *, job_timeout: int, queue_lease_s: float = QUEUE_LEASE_S,
+                 on_relayed: Callable[[int], None] | None = None) -> None:
+        self.db = db
+        self.queue = queue
+        self.job_timeout = job_timeout
+        self.queue_lease_s = queue_lease_s
+        self.on_relayed = on_relayed
+        self.wake = threading.Event()
+        self._redis_down = False
+
+    def relay_once(self) -> int:
+        """Enqueue every due outbox row (in batches); returns how many went. Raises :class:`QueueUnavailable`."""
+        total = 0
+        while True:
+            due = due_outbox(self.db, limit=BATCH)
+            if not due:
+                return total
+            enqueue(self.queue, due, job_timeout=self.job_timeout)
+            mark_queued(self.db, due, utcnow() + timedelta(seconds=self.queue_lease_s))
+            total += len(due)
+            if self.on_relayed:
+                self.on_relayed(len(due))
+            if len(due) < BATCH:
+                return total
+
+    def sweep_once(self) -> int:
+        """Re-queue events whose lease expired and whose job is gone; returns how many were re-queued."""
+        expired = expired_leases(self.db)
+        if not expired:
+            return 0
+        lost, alive = [], []
+        for event_id, state, attempt in expired:
+            if state == EventState.QUEUED.value and job_waiting(self.queue, event_id, attempt):
+                alive.append(event_id)
+            else:
+                lost.append(event_id)
+        extend_lease(self.db, alive, utcnow() + timedelta(seconds=self.queue_lease_s))
+        moved = requeue(self.db, lost)
+        if moved:
+            log.warning("relay.requeued", extra={"kv": {"events": moved}})
+        return moved
+
+    def run(self, stop: threading.Event, *, poll_s: float = 1.0) -> None:
+        """Loop until ``stop`` is set: relay on every wake-up or ``poll_s`` seconds, sweep every few seconds."""
+        last_sweep = 0.0
+        backoff = poll_s
+        while not stop.is_set():
+            self.wake.clear()  # a wake-up that arrives while we work makes the next wait return at once
+            try:
+                self.relay_once()
+                now = time.monotonic()
+                if now - last_sweep >= SWEEP_EVERY_S:
+                    self.sweep_once()
+                    last_sweep = now
+                if self._redis_down:
+                    log.warning("relay.redis_back")
+                    self._redis_down = False
+                backoff = poll_s
+            except QueueUnavailable as exc:
+                if not self._redis_down:
+                    log.error("relay.redis_down", extra={"kv": {"error": str(exc)}})
+                    self._redis_down = True
+                backoff = min(backoff * 2, 5.0)
+            except Exception:  # noqa: BLE001 - keep relaying whatever happens (DB hiccup, …)
+                log.exception("relay.error")
+                backoff = min(backoff * 2, 5.0)
+            self.wake.wait(backoff)

@@ -1,0 +1,191 @@
+"""The ingest pipeline run at end of DATA: check → decide → parse → store → reply.
+
+``SmtpEnvelope`` + raw bytes → (:class:`AuthResults`, :class:`ScanResults`, run concurrently) →
+``policy.decide`` → ``parser.parse`` (in an executor: CPU work off the event loop) → blobs + one DB
+transaction (message rows, events, outbox) → ``250``. Nothing is answered 250 before it is durable;
+any failure before that answers ``451 4.3.0`` and removes what was half written.
+
+Zero-retention domains take another path (DESIGN.md "Invariants"): nothing is written at rest;
+the webhooks are delivered during the session, 250 only when every endpoint answered 2xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from delivery.links import LinkSigner
+from delivery.sender import AsyncWebhookSender
+from inbound import metrics
+from inbound.policy import Facts, decide
+from inbound.types import AuthResults, Decision, ScanResults, SmtpEnvelope
+from inbound.zero_retention import ZeroRetentionDelivery
+from parser import ParsedMessage, parse
+from store.blobs import BlobStore
+from store.db import Database
+from store.ids import new_id
+from store.messages import NewTransaction, Recipient, StoredMessage, record_transaction
+
+log = logging.getLogger("mailkite.ingest")
+
+REPLY_TEMPFAIL = "451 4.3.0 Temporary local problem, please try again later"
+
+Authenticator = Callable[[SmtpEnvelope, bytes], Awaitable[AuthResults]]
+Scanner = Callable[[SmtpEnvelope, bytes, AuthResults], Awaitable[ScanResults]]
+
+
+async def no_authentication(envelope: SmtpEnvelope, raw: bytes) -> AuthResults:
+    """The authenticator used until checks are configured: every verdict ``none``."""
+    return AuthResults()
+
+
+async def no_scanning(envelope: SmtpEnvelope, raw: bytes, auth: AuthResults) -> ScanResults:
+    """The scanner used when no spam or virus engine is configured: ``unscanned``."""
+    return ScanResults()
+
+
+@dataclass
+class IngestOutcome:
+    """What happened to one transaction: the SMTP reply and the facts for the log line."""
+
+    reply: str
+    outcome: str  # accepted | rejected | deferred
+    reason: str
+    message_ids: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    auth: AuthResults | None = None
+    scan: ScanResults | None = None
+    parse_errors: int = 0
+
+
+class IngestPipeline:
+    """One per MX process. ``parse_executor`` None means the loop's default thread pool."""
+
+    def __init__(self, *, db: Database, blobs: BlobStore, links: LinkSigner, zr_sender: AsyncWebhookSender,
+                 secret_box, parse_executor: Executor | None = None,
+                 authenticate: Authenticator = no_authentication, scan: Scanner = no_scanning,
+                 on_committed: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.parse_executor = parse_executor
+        self.authenticate = authenticate
+        self.scan = scan
+        self.on_committed = on_committed
+        self.zero_retention = ZeroRetentionDelivery(db=db, sender=zr_sender, secret_box=secret_box)
+        self.links = links
+
+    async def run(self, envelope: SmtpEnvelope, raw: bytes, recipients: list[Recipient]) -> IngestOutcome:
+        """Process one transaction; never raises (failures become a 451 outcome)."""
+        timings: dict[str, float] = {}
+        try:
+            return await self._run(envelope, raw, recipients, timings)
+        except Exception:  # noqa: BLE001 - the SMTP client gets a 4xx, the log gets the traceback
+            log.exception("ingest.failed", extra={"kv": {"session": envelope.session_id}})
+            metrics.MESSAGES.labels("deferred", "internal_error").inc()
+            return IngestOutcome(REPLY_TEMPFAIL, "deferred", "internal_error", timings_ms=timings)
+
+    async def _run(self, envelope: SmtpEnvelope, raw: bytes, recipients: list[Recipient],
+                   timings: dict[str, float]) -> IngestOutcome:
+        loop = asyncio.get_running_loop()
+        with _timed(timings, "checks"):
+            auth = await self.authenticate(envelope, raw)
+            scan = await self.scan(envelope, raw, auth)
+        decision = decide(Facts(domains=tuple(r.domain for r in recipients), auth=auth, scan=scan,
+                                mail_from=envelope.mail_from))
+        if decision.action != "accept":
+            return self._refused(decision, timings, auth, scan)
+
+        with _timed(timings, "parse"):
+            parsed: ParsedMessage = await loop.run_in_executor(self.parse_executor, parse, raw)
+        stored_raw = _with_trace_headers(raw, auth, scan)
+        zr = [r for r in recipients if r.domain.zero_retention]
+        kept = [r for r in recipients if not r.domain.zero_retention]
+        message_ids: list[str] = []
+
+        if zr:
+            with _timed(timings, "zero_retention_delivery"):
+                delivered, zr_ids = await self.zero_retention.deliver(envelope, parsed, zr, auth, scan)
+            if not delivered:
+                metrics.MESSAGES.labels("deferred", "webhook_unavailable").inc()
+                return IngestOutcome("451 4.3.0 The receiving application did not accept the message; "
+                                     "please try again later", "deferred", "webhook_unavailable",
+                                     zr_ids, timings, auth, scan, len(parsed.parse_errors))
+            message_ids += zr_ids
+        if kept:
+            with _timed(timings, "store"):
+                stored = await asyncio.to_thread(self._store, envelope, stored_raw, parsed, kept, auth, scan)
+            message_ids += [m.id for m in stored]
+            if self.on_committed:
+                self.on_committed()
+        metrics.MESSAGES.labels("accepted", "ok").inc()
+        metrics.MESSAGE_BYTES.observe(len(raw))
+        return IngestOutcome(f"250 2.0.0 Ok: queued as {' '.join(message_ids)}", "accepted", decision.reason,
+                             message_ids, timings, auth, scan, len(parsed.parse_errors))
+
+    def _refused(self, decision: Decision, timings, auth, scan) -> IngestOutcome:
+        outcome = "rejected" if decision.action == "reject" else "deferred"
+        metrics.MESSAGES.labels(outcome, decision.reason).inc()
+        reply = decision.reply or (REPLY_TEMPFAIL if outcome == "deferred" else "550 5.7.1 Message refused")
+        return IngestOutcome(reply, outcome, decision.reason, [], timings, auth, scan)
+
+    def _store(self, envelope: SmtpEnvelope, stored_raw: bytes, parsed: ParsedMessage,
+               recipients: list[Recipient], auth: AuthResults, scan: ScanResults) -> list[StoredMessage]:
+        """Blocking: write both blobs, then the rows in one transaction; undo the blobs on failure."""
+        txn_id = new_id("txn")
+        day = envelope.received_at.strftime("%Y/%m/%d")
+        raw_key, parsed_key = f"raw/{day}/{txn_id}.eml", f"parsed/{day}/{txn_id}.json"
+        parsed_doc = json.dumps(parsed.to_json(), ensure_ascii=False, separators=(",", ":"))
+        written: list[str] = []
+        try:
+            self.blobs.put(raw_key, stored_raw, "message/rfc822")
+            written.append(raw_key)
+            self.blobs.put(parsed_key, parsed_doc.encode("utf-8", "replace"), "application/json")
+            written.append(parsed_key)
+            return record_transaction(self.db, NewTransaction(
+                transaction_id=txn_id, recipients=recipients, mail_from=envelope.mail_from,
+                client_ip=envelope.client_ip, helo=envelope.helo, tls=envelope.tls,
+                received_at=envelope.received_at, size=len(stored_raw), sha256=parsed.sha256,
+                raw_key=raw_key, parsed_key=parsed_key, message_id_header=parsed.message_id,
+                in_reply_to=parsed.in_reply_to, references=parsed.references, thread_key=parsed.thread_key,
+                subject=parsed.subject, from_address=parsed.from_.address if parsed.from_ else None,
+                from_name=parsed.from_.name if parsed.from_ else None, date=parsed.date,
+                parse_errors=parsed.parse_errors, auth=auth.to_json(), spam=scan.spam, virus=scan.virus,
+            ))
+        except BaseException:
+            for key in written:
+                try:
+                    self.blobs.delete(key)
+                except Exception:  # noqa: BLE001 - best effort cleanup; the reply is 451 anyway
+                    log.warning("ingest.cleanup_failed", extra={"kv": {"blob": key}})
+            raise
+
+
+def _with_trace_headers(raw: bytes, auth: AuthResults, scan: ScanResults) -> bytes:
+    """Prepend our trace fields (Authentication-Results, scan verdicts) to the stored copy."""
+    fields = ([auth.header] if auth.header else []) + list(scan.headers)
+    if not fields:
+        return raw
+    eol = b"\r\n" if b"\r\n" in raw[:4096] or not raw else b"\n"
+    return b"".join(f.encode("utf-8") + eol for f in fields) + raw
+
+
+class _timed:
+    """Context manager recording a stage's wall time (ms) and its Prometheus histogram."""
+
+    def __init__(self, timings: dict[str, float], stage: str) -> None:
+        self.timings, self.stage = timings, stage
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        elapsed = time.perf_counter() - self.start
+        self.timings[self.stage] = round(elapsed * 1000, 2)
+        metrics.STAGE_SECONDS.labels(self.stage).observe(elapsed)
+        return False

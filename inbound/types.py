@@ -1,0 +1,81 @@
+"""Typed values passed between the inbound stages.
+
+``SmtpEnvelope`` + raw bytes → checks (:class:`AuthResults`, :class:`ScanResults`) →
+``policy.decide`` → :class:`Decision`; the pipeline then parses and stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class SmtpEnvelope:
+    """The SMTP envelope of one transaction (RFC 5321 §2.3.1).
+
+    ``mail_from`` is ``""`` for the null reverse-path (``MAIL FROM:<>``); ``rcpt_to`` holds the
+    accepted recipients in order; ``client_ip`` the peer address; ``helo`` the EHLO/HELO argument.
+    """
+
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    client_ip: str | None
+    helo: str | None
+    tls: bool
+    received_at: datetime
+    smtputf8: bool = False
+    session_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mail_from": self.mail_from, "rcpt_to": list(self.rcpt_to), "client_ip": self.client_ip,
+                "helo": self.helo, "tls": self.tls}
+
+
+@dataclass(frozen=True)
+class AuthResults:
+    """SPF/DKIM/DMARC/ARC verdicts as they appear in the webhook ``auth`` object (DESIGN.md).
+
+    ``header`` is the ``Authentication-Results`` field (RFC 8601) to prepend to the stored copy,
+    without the trailing CRLF, or None when no check ran.
+    """
+
+    spf: dict[str, Any] = field(default_factory=lambda: {"result": "none", "domain": None})
+    dkim: list[dict[str, Any]] = field(default_factory=list)
+    dmarc: dict[str, Any] = field(default_factory=lambda: {"result": "none", "policy": None, "domain": None})
+    arc: dict[str, Any] = field(default_factory=lambda: {"result": "none"})
+    header: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"spf": dict(self.spf), "dkim": [dict(d) for d in self.dkim], "dmarc": dict(self.dmarc),
+                "arc": dict(self.arc)}
+
+
+@dataclass(frozen=True)
+class ScanResults:
+    """Spam and virus verdicts as in the webhook ``spam`` and ``virus`` objects (DESIGN.md)."""
+
+    spam: dict[str, Any] = field(default_factory=lambda: {"verdict": "unscanned", "score": 0.0, "engine": None,
+                                                          "symbols": []})
+    virus: dict[str, Any] = field(default_factory=lambda: {"verdict": "unscanned",
+                                                           "engine": None, "signatures": []})
+    headers: tuple[str, ...] = ()
+
+
+Action = Literal["accept", "reject", "defer"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to answer at end of DATA: ``accept`` (continue to store, then 250), ``reject`` (5xx) or
+    ``defer`` (4xx). ``reply`` is the full SMTP reply line for reject/defer; ``reason`` a stable
+    name for logs and metrics (``dmarc_reject``, ``virus``, ``scanner_unavailable``…)."""
+
+    action: Action
+    reason: str
+    reply: str | None = None
+
+    @classmethod
+    def accept(cls, reason: str = "ok") -> "Decision":
+        return cls("accept", reason)

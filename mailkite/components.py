@@ -1,0 +1,55 @@
+"""Builds the components every role shares from :class:`~mailkite.config.Settings`."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from delivery.links import LinkSigner
+from mailkite.config import ConfigError, Settings
+from mailkite.tls import ensure_self_signed, server_context
+from store.blobs import BlobStore, open_blob_store
+from store.crypto import SecretBox
+from store.db import Database
+from store.migrate import upgrade
+
+
+def database(settings: Settings, *, migrate: bool = True) -> Database:
+    """The metadata database, migrated to the newest schema unless ``migrate`` is False."""
+    db = Database(settings.resolved_database_url)
+    if migrate:
+        upgrade(db)
+    return db
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The blob store named by ``BLOB_URL`` (default: ``DATA_DIR/blobs``)."""
+    try:
+        return open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url)
+    except ValueError as exc:
+        raise ConfigError(f"MAILKITE_BLOB_URL: {exc}") from None
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    return SecretBox(settings.secret_key_bytes())
+
+
+def link_signer(settings: Settings) -> LinkSigner:
+    return LinkSigner(settings.secret_key_bytes(), settings.web_base_url, settings.attachment_url_ttl_s)
+
+
+def tls_files(settings: Settings) -> tuple[Path, Path]:
+    """``TLS_CERT``/``TLS_KEY`` when both are set, else the generated self-signed pair."""
+    if settings.tls_cert and settings.tls_key:
+        return settings.tls_cert, settings.tls_key
+    if settings.tls_cert or settings.tls_key:
+        raise ConfigError("MAILKITE_TLS_CERT and MAILKITE_TLS_KEY go together: set both or neither")
+    return ensure_self_signed(settings.data_dir, settings.hostname)
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    cert, key = tls_files(settings)
+    try:
+        return server_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"MAILKITE_TLS_CERT/KEY: cannot load {cert} / {key}: {exc}") from None

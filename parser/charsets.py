@@ -1,0 +1,64 @@
+"""Text decoding that never drops text: the declared charset first, then UTF-8, then detection
+(chardet, on at most 64 KiB), then Windows-1252 with replacement characters."""
+
+from __future__ import annotations
+
+import codecs
+
+# Labels seen in real mail that Python does not know by that name (WHATWG Encoding aliases).
+_ALIASES = {
+    "ks_c_5601-1987": "cp949", "ks_c_5601": "cp949", "ksc5601": "cp949", "euc-kr": "cp949",
+    "x-sjis": "shift_jis", "shift-jis": "shift_jis", "windows-31j": "cp932",
+    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030",
+    "iso-8859-8-i": "iso-8859-8", "x-mac-roman": "mac_roman", "macintosh": "mac_roman",
+    "unicode-1-1-utf-7": "utf-7", "x-user-defined": "cp1252",
+    "iso-8859-1": "cp1252", "latin1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252",
+}
+_DETECT_LIMIT = 64 * 1024
+
+
+def codec_for(label: str | None) -> str | None:
+    """The Python codec name for a MIME charset label, or None when unknown."""
+    if not label:
+        return None
+    label = label.strip().strip('"').lower()
+    label = _ALIASES.get(label, label)
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def decode_text(data: bytes, declared: str | None) -> str:
+    """Decode a text part's bytes. ``declared`` is its ``charset`` parameter (may be wrong or absent)."""
+    codec = codec_for(declared)
+    if codec:
+        try:
+            return data.decode(codec)
+        except UnicodeDecodeError:
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        import chardet
+
+        guess = chardet.detect(data[:_DETECT_LIMIT]).get("encoding")
+        guessed = codec_for(guess)
+        if guessed:
+            return data.decode(guessed, "replace")
+    except Exception:  # noqa: BLE001 - detection is best effort
+        pass
+    return data.decode(codec or "cp1252", "replace")
+
+
+def bytes_from_surrogates(value: str) -> str:
+    """A string holding surrogate-escaped raw bytes, re-read as UTF-8 or else Windows-1252."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value
+    data = value.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")

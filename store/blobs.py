@@ -1,0 +1,172 @@
+"""The blob store: raw messages and parsed JSON, behind one small interface.
+
+Adapters: :class:`LocalBlobStore` (``file:///path``: write to a temporary file, fsync, rename,
+fsync the directory, so a returned ``put`` survives a crash) and :class:`S3BlobStore`
+(``s3://bucket/prefix`` through boto3; a successful PutObject is durable).
+
+Exceptions (all subclasses of :class:`BlobError`): :class:`BlobNotFound` for a missing key,
+:class:`BlobError` for anything else the backend reports. Library errors (``OSError``,
+``botocore`` errors) are translated here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
+
+
+class BlobError(Exception):
+    """The blob backend failed (I/O error, S3 error, unreachable endpoint)."""
+
+
+class BlobNotFound(BlobError):
+    """No blob under that key."""
+
+
+def check_key(key: str) -> str:
+    """Validate a blob key (``a/b/c.eml``: no empty, ``.`` or ``..`` segments); returns it."""
+    if not _KEY_RE.match(key) or any(seg in (".", "..") for seg in key.split("/")):
+        raise ValueError(f"invalid blob key {key!r}")
+    return key
+
+
+class BlobStore(Protocol):
+    """Durable key → bytes storage. Every method may raise :class:`BlobError`."""
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Store ``data`` under ``key``; durable when it returns."""
+
+    def get(self, key: str) -> bytes:
+        """Return the bytes under ``key``; :class:`BlobNotFound` if absent."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; absent keys are not an error."""
+
+    def describe(self) -> str:
+        """A short, secret-free description for logs (``file:///var/blobs``, ``s3://bucket/prefix``)."""
+
+
+class LocalBlobStore:
+    """Blobs as files under ``root`` (created if missing)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise BlobError(f"writing {key}: {exc.strerror or exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        except OSError as exc:
+            raise BlobError(f"reading {key}: {exc.strerror or exc}") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise BlobError(f"deleting {key}: {exc.strerror or exc}") from exc
+
+    def describe(self) -> str:
+        return self.root.resolve().as_uri()
+
+
+class S3BlobStore:
+    """Blobs as objects in ``bucket`` under ``prefix`` (boto3; credentials from the usual AWS
+    variables or files, endpoint from ``MAILKITE_S3_ENDPOINT_URL`` for MinIO, Ceph, moto…)."""
+
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None, client=None) -> None:
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self._client = client or boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            config=BotoConfig(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30,
+                              max_pool_connections=32),
+        )
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
+        except (BotoCoreError, ClientError) as exc:
+            raise BlobError(f"s3 put {key}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                raise BlobNotFound(key) from None
+            raise BlobError(f"s3 get {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise BlobError(f"s3 get {key}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise BlobError(f"s3 delete {key}: {exc}") from exc
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def open_blob_store(url: str, *, s3_endpoint_url: str | None = None) -> BlobStore:
+    """Open the store named by ``url``: ``file:///abs/path`` or ``s3://bucket[/prefix]``.
+
+    Raises :class:`ValueError` for any other scheme.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return LocalBlobStore(Path(unquote(parts.path)))
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ValueError(f"s3 blob URL needs a bucket: {url!r}")
+        return S3BlobStore(parts.netloc, parts.path, endpoint_url=s3_endpoint_url)
+    raise ValueError(f"unsupported blob URL {url!r}: use file:///path or s3://bucket/prefix")

@@ -1,0 +1,84 @@
+"""Database engine and sessions (SQLAlchemy 2): SQLite by default, PostgreSQL by URL.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL`` (durable across process crashes; an fsync at
+checkpoints) and a busy timeout, so the MX, worker and web processes can share one file.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+READONLY_OPTION = "mailkite_readonly"
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """Create an :class:`Engine` for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``).
+
+    For SQLite the parent directory is created and each connection is switched to WAL mode.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            # Let SQLAlchemy issue BEGIN itself so transactions really start at the first statement.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # pragma: no cover - trivial
+            # Writers take the lock up front (BEGIN IMMEDIATE): a deferred transaction that later
+            # writes can fail at once with SQLITE_BUSY_SNAPSHOT instead of waiting its turn.
+            readonly = conn.get_execution_options().get(READONLY_OPTION, False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    """True when ``engine`` talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+class Database:
+    """An engine plus a session factory; the one handle components receive for the metadata DB."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            self.engine.execution_options(**{READONLY_OPTION: True}), expire_on_commit=False
+        )
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A read-write session in one transaction: committed on success, rolled back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session (SQLite: a deferred transaction that never blocks writers)."""
+        with self._readers() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close pooled connections (call before forking and at shutdown)."""
+        self.engine.dispose()

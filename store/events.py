@@ -1,0 +1,320 @@
+"""Webhook event state: outbox reads for the relay, claims with leases for workers, attempt log.
+
+State machine (``EventState``)::
+
+    pending ──relay──▶ queued ──worker claim──▶ delivering ──2xx──▶ delivered
+       ▲                 │  lease expired,          │ failure, attempts left: outbox row at due time
+       │                 │  job gone from Redis     ▼
+       └─────────────────┴──────────────────────  pending        (no attempts left / 410) ─▶ failed
+
+A claim is a conditional UPDATE (state, attempt number), so duplicate jobs (a relay that crashed
+after enqueueing, a sweeper that re-enqueued) deliver at most once per attempt number; a worker that
+dies mid-attempt leaves a lease that the sweeper expires, and the attempt is made again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, func, select, update
+
+from store.db import Database
+from store.endpoints import disable_endpoint
+from store.errors import InvalidInput, NotFound
+from store.messages import MessageRecord, NewTransaction, record_transaction_in
+from store.models import (
+    DeliveryAttempt,
+    Domain,
+    Event,
+    EventState,
+    Message,
+    OutboxEntry,
+    WebhookEndpoint,
+    utcnow,
+)
+
+ENDPOINT_FAILURE_LIMIT = timedelta(days=5)
+
+
+@dataclass(frozen=True)
+class DueEvent:
+    """An outbox row ready to go: the job to enqueue is (``event_id``, ``attempt``)."""
+
+    outbox_id: int
+    event_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    """Everything a worker needs for one attempt, as plain data."""
+
+    event_id: str
+    attempt: int
+    created_at: datetime
+    endpoint_id: str
+    endpoint_url: str
+    endpoint_secret_ciphertext: str
+    message: MessageRecord
+
+
+@dataclass(frozen=True)
+class EventSummary:
+    """An event as listed by ``mailkite events list``."""
+
+    id: str
+    message_id: str
+    endpoint_id: str
+    endpoint_url: str
+    state: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+
+
+def due_outbox(db: Database, *, limit: int = 500, now: datetime | None = None) -> list[DueEvent]:
+    """Outbox rows whose time has come, oldest first."""
+    now = now or utcnow()
+    with db.read() as s:
+        rows = s.execute(
+            select(OutboxEntry.id, OutboxEntry.event_id, Event.attempts)
+            .join(Event, Event.id == OutboxEntry.event_id)
+            .where(OutboxEntry.due_at <= now).order_by(OutboxEntry.due_at, OutboxEntry.id).limit(limit)
+        ).all()
+    return [DueEvent(r[0], r[1], r[2] + 1) for r in rows]
+
+
+def mark_queued(db: Database, due: list[DueEvent], lease_until: datetime) -> None:
+    """After a successful enqueue: drop the outbox rows and mark the events queued until ``lease_until``."""
+    if not due:
+        return
+    with db.session() as s:
+        s.execute(delete(OutboxEntry).where(OutboxEntry.id.in_([d.outbox_id for d in due])))
+        s.execute(update(Event).where(Event.id.in_([d.event_id for d in due]),
+                                      Event.state == EventState.PENDING.value)
+                  .values(state=EventState.QUEUED.value, lease_until=lease_until))
+
+
+def outbox_depth(db: Database) -> int:
+    """Rows waiting in the outbox (due or not)."""
+    with db.read() as s:
+        return int(s.scalar(select(func.count()).select_from(OutboxEntry)) or 0)
+
+
+def claim(db: Database, event_id: str, attempt: int, lease_s: float) -> ClaimedEvent | None:
+    """Take event ``event_id`` for attempt number ``attempt`` (1-based) for ``lease_s`` seconds.
+
+    Returns None when the event is not waiting for that attempt (already delivered, claimed by
+    another worker, or a stale duplicate job)."""
+    now = utcnow()
+    with db.session() as s:
+        claimed = s.execute(
+            update(Event)
+            .where(Event.id == event_id, Event.attempts == attempt - 1,
+                   Event.state.in_([EventState.PENDING.value, EventState.QUEUED.value]))
+            .values(state=EventState.DELIVERING.value, lease_until=now + timedelta(seconds=lease_s))
+        ).rowcount
+        if claimed != 1:
+            return None
+        row = s.execute(
+            select(Event, WebhookEndpoint, Message, Domain.name)
+            .join(WebhookEndpoint, WebhookEndpoint.id == Event.endpoint_id)
+            .join(Message, Message.id == Event.message_id)
+            .join(Domain, Domain.id == Message.domain_id)
+            .where(Event.id == event_id)
+        ).one()
+        event, endpoint, message, domain_name = row
+        if not endpoint.enabled:
+            event.state = EventState.FAILED.value
+            event.last_error = f"endpoint disabled: {endpoint.disabled_reason}"
+            event.lease_until = None
+            return None
+        return ClaimedEvent(event.id, attempt, event.created_at, endpoint.id, endpoint.url,
+                            endpoint.secret_ciphertext, MessageRecord.from_row(message, domain_name))
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """What the worker learned from one attempt, and what follows (``verdict`` as in
+    ``delivery.outcome.Verdict`` values)."""
+
+    event_id: str
+    endpoint_id: str
+    attempt: int
+    started_at: datetime
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+    verdict: str  # delivered | retry | failed | endpoint_disabled
+    next_attempt_at: datetime | None = None
+
+
+def record_attempt(db: Database, rec: AttemptRecord) -> str | None:
+    """Log the attempt and move the event on; returns the endpoint's disable reason if this attempt
+    disabled it (410, or failing for :data:`ENDPOINT_FAILURE_LIMIT`)."""
+    disabled: str | None = None
+    with db.session() as s:
+        s.add(DeliveryAttempt(event_id=rec.event_id, endpoint_id=rec.endpoint_id, attempt=rec.attempt,
+                              started_at=rec.started_at, status_code=rec.status_code, latency_ms=rec.latency_ms,
+                              error=rec.error, outcome=rec.verdict, next_attempt_at=rec.next_attempt_at))
+        event = s.get(Event, rec.event_id)
+        endpoint = s.get(WebhookEndpoint, rec.endpoint_id)
+        if event is None or endpoint is None:
+            return None
+        event.attempts = rec.attempt
+        event.last_status_code = rec.status_code
+        event.last_error = rec.error
+        event.lease_until = None
+        if rec.verdict == "delivered":
+            event.state = EventState.DELIVERED.value
+            event.delivered_at = utcnow()
+            event.next_attempt_at = None
+            endpoint.failing_since = None
+            return None
+        if endpoint.failing_since is None:
+            endpoint.failing_since = rec.started_at
+        if rec.verdict == "endpoint_disabled":
+            disabled = f"endpoint answered 410 Gone at {rec.started_at:%Y-%m-%d %H:%M:%SZ}"
+        elif rec.started_at - endpoint.failing_since >= ENDPOINT_FAILURE_LIMIT:
+            disabled = (f"every delivery failed since {endpoint.failing_since:%Y-%m-%d %H:%M:%SZ} "
+                        f"(last: {rec.error or rec.status_code})")
+        if disabled:
+            disable_endpoint(s, endpoint.id, disabled)
+            event.state = EventState.FAILED.value
+            event.next_attempt_at = None
+            _fail_pending_for_endpoint(s, endpoint.id, disabled)
+        elif rec.verdict == "retry" and rec.next_attempt_at is not None:
+            event.state = EventState.PENDING.value
+            event.next_attempt_at = rec.next_attempt_at
+            s.add(OutboxEntry(event_id=event.id, due_at=rec.next_attempt_at))
+        else:
+            event.state = EventState.FAILED.value
+            event.next_attempt_at = None
+    return disabled
+
+
+def _fail_pending_for_endpoint(s, endpoint_id: str, reason: str) -> None:
+    waiting = [EventState.PENDING.value, EventState.QUEUED.value]
+    ids = list(s.scalars(select(Event.id).where(Event.endpoint_id == endpoint_id, Event.state.in_(waiting))))
+    if ids:
+        s.execute(delete(OutboxEntry).where(OutboxEntry.event_id.in_(ids)))
+        s.execute(update(Event).where(Event.id.in_(ids))
+                  .values(state=EventState.FAILED.value, last_error=f"endpoint disabled: {reason}",
+                          next_attempt_at=None, lease_until=None))
+
+
+def expired_leases(db: Database, *, now: datetime | None = None, limit: int = 500) -> list[tuple[str, str, int]]:
+    """``(event_id, state, attempt)`` of queued or delivering events whose lease has run out."""
+    now = now or utcnow()
+    with db.read() as s:
+        rows = s.execute(
+            select(Event.id, Event.state, Event.attempts)
+            .where(Event.state.in_([EventState.QUEUED.value, EventState.DELIVERING.value]),
+                   Event.lease_until.is_not(None), Event.lease_until < now)
+            .limit(limit)
+        ).all()
+    return [(r[0], r[1], r[2] + 1) for r in rows]
+
+
+def extend_lease(db: Database, event_ids: list[str], lease_until: datetime) -> None:
+    """Push the lease of still-queued events forward (their job is alive in the queue)."""
+    if event_ids:
+        with db.session() as s:
+            s.execute(update(Event).where(Event.id.in_(event_ids), Event.state == EventState.QUEUED.value)
+                      .values(lease_until=lease_until))
+
+
+def requeue(db: Database, event_ids: list[str], *, now: datetime | None = None) -> int:
+    """Put expired queued/delivering events back in the outbox, due now; returns how many moved."""
+    now = now or utcnow()
+    moved = 0
+    with db.session() as s:
+        for event_id in event_ids:
+            n = s.execute(update(Event).where(
+                Event.id == event_id,
+                Event.state.in_([EventState.QUEUED.value, EventState.DELIVERING.value]),
+                and_(Event.lease_until.is_not(None), Event.lease_until < now),
+            ).values(state=EventState.PENDING.value, lease_until=None)).rowcount
+            if n:
+                s.add(OutboxEntry(event_id=event_id, due_at=now))
+                moved += 1
+    return moved
+
+
+def list_events(db: Database, *, failed_only: bool = False, limit: int = 100) -> list[EventSummary]:
+    """Newest events first."""
+    with db.read() as s:
+        q = (select(Event, WebhookEndpoint.url).join(WebhookEndpoint, WebhookEndpoint.id == Event.endpoint_id)
+             .order_by(Event.created_at.desc(), Event.id.desc()).limit(limit))
+        if failed_only:
+            q = q.where(Event.state == EventState.FAILED.value)
+        return [EventSummary(e.id, e.message_id, e.endpoint_id, url, e.state, e.attempts, e.last_status_code,
+                             e.last_error, e.created_at, e.next_attempt_at) for e, url in s.execute(q)]
+
+
+def replay(db: Database, event_id: str) -> None:
+    """Send a failed or delivered event again, on a fresh schedule (same ``webhook-id``).
+
+    Raises :class:`NotFound`, or :class:`InvalidInput` when the event is still in flight or its
+    endpoint is disabled, or the message content is gone."""
+    with db.session() as s:
+        event = s.get(Event, event_id)
+        if event is None:
+            raise NotFound(f"no event {event_id}")
+        if event.state not in (EventState.FAILED.value, EventState.DELIVERED.value):
+            raise InvalidInput(f"event {event_id} is {event.state}; only failed or delivered events can be replayed")
+        endpoint = s.get(WebhookEndpoint, event.endpoint_id)
+        if endpoint is None or not endpoint.enabled:
+            raise InvalidInput(f"endpoint {event.endpoint_id} is disabled; enable it first "
+                               f"('mailkite webhook enable {event.endpoint_id}')")
+        message = s.get(Message, event.message_id)
+        if message is None or message.parsed_key is None:
+            raise InvalidInput(f"message {event.message_id} has no stored content (zero-retention); nothing to replay")
+        event.state = EventState.PENDING.value
+        event.attempts = 0
+        event.next_attempt_at = None
+        event.lease_until = None
+        s.add(OutboxEntry(event_id=event.id, due_at=utcnow()))
+
+
+def attempts_for(db: Database, event_id: str) -> list[DeliveryAttempt]:
+    """The attempt log of one event, oldest first."""
+    with db.read() as s:
+        return list(s.scalars(select(DeliveryAttempt).where(DeliveryAttempt.event_id == event_id)
+                              .order_by(DeliveryAttempt.id)))
+
+
+@dataclass(frozen=True)
+class InlineAttempt:
+    """One in-session delivery of a zero-retention message (ids, time, status; never content)."""
+
+    event_id: str
+    message_id: str
+    endpoint_id: str
+    started_at: datetime
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def record_inline_deliveries(db: Database, tx: NewTransaction, attempts: list[InlineAttempt]) -> None:
+    """Keep the metadata of a zero-retention transaction: message rows without content (``tx`` has
+    ``retention=zero_retention``), one event per endpoint with its final state, and the attempt log."""
+    with db.session() as s:
+        record_transaction_in(s, tx)
+        for a in attempts:
+            state = EventState.DELIVERED.value if a.ok else EventState.FAILED.value
+            s.add(Event(id=a.event_id, account_id=tx.recipients[0].domain.account_id, message_id=a.message_id,
+                        endpoint_id=a.endpoint_id, state=state, attempts=1, created_at=tx.received_at,
+                        delivered_at=utcnow() if a.ok else None, last_status_code=a.status_code,
+                        last_error=a.error))
+            s.add(DeliveryAttempt(event_id=a.event_id, endpoint_id=a.endpoint_id, attempt=1, started_at=a.started_at,
+                                  status_code=a.status_code, latency_ms=a.latency_ms, error=a.error,
+                                  outcome="delivered" if a.ok else "deferred"))

@@ -1,0 +1,211 @@
+"""Messages: the ingest transaction (message rows, events, outbox, IMAP UIDs in one commit) and reads.
+
+One SMTP transaction becomes one message row per accepted recipient (its inbox); the rows share the
+raw and parsed blobs. Every enabled endpoint that takes mail for the recipient's domain gets one
+event and one outbox row, in the same transaction, so a committed message is always delivered
+(DESIGN.md "Invariants").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from store.db import Database
+from store.domains import DomainInfo
+from store.endpoints import endpoints_for_domain
+from store.errors import NotFound
+from store.ids import new_id
+from store.models import Domain, Event, EventState, Message, MessageStatus, OutboxEntry, Retention
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One accepted recipient: its inbox address, its domain, and the RCPT TO list shown to it."""
+
+    inbox: str
+    domain: DomainInfo
+    rcpt_to: tuple[str, ...]
+
+
+@dataclass
+class NewTransaction:
+    """What the pipeline hands the store for one accepted SMTP transaction."""
+
+    transaction_id: str
+    recipients: list[Recipient]
+    mail_from: str
+    client_ip: str | None
+    helo: str | None
+    tls: bool
+    received_at: datetime
+    size: int
+    sha256: str
+    raw_key: str | None
+    parsed_key: str | None
+    retention: Retention = Retention.STORED
+    status: MessageStatus = MessageStatus.ACCEPTED
+    message_id_header: str | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    thread_key: str | None = None
+    subject: str | None = None
+    from_address: str | None = None
+    from_name: str | None = None
+    date: datetime | None = None
+    parse_errors: list[str] = field(default_factory=list)
+    auth: dict[str, Any] = field(default_factory=dict)
+    spam: dict[str, Any] = field(default_factory=dict)
+    virus: dict[str, Any] = field(default_factory=dict)
+    create_events: bool = True
+    message_ids: list[str] | None = None  # chosen by the caller (one per recipient), else generated
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A committed message row and the events created for it."""
+
+    id: str
+    inbox: str
+    domain: str
+    imap_uid: int | None
+    event_ids: tuple[str, ...]
+    endpoint_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """A message row as plain data, with its domain name (what payloads and readers need)."""
+
+    id: str
+    transaction_id: str
+    account_id: str
+    domain: str
+    inbox: str
+    mailbox: str
+    imap_uid: int | None
+    status: str
+    retention: str
+    received_at: datetime
+    mail_from: str
+    rcpt_to: list[str]
+    client_ip: str | None
+    helo: str | None
+    tls: bool
+    message_id_header: str | None
+    in_reply_to: str | None
+    references: list[str]
+    thread_id: str | None
+    subject: str | None
+    from_address: str | None
+    from_name: str | None
+    date: datetime | None
+    size: int
+    sha256: str
+    raw_key: str | None
+    parsed_key: str | None
+    parse_errors: list[str]
+    auth: dict[str, Any]
+    spam: dict[str, Any]
+    virus: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, m: Message, domain_name: str) -> "MessageRecord":
+        return cls(m.id, m.transaction_id, m.account_id, domain_name, m.inbox, m.mailbox, m.imap_uid, m.status,
+                   m.retention, m.received_at, m.mail_from, list(m.rcpt_to or []), m.client_ip, m.helo, m.tls,
+                   m.message_id_header, m.in_reply_to, list(m.references or []), m.thread_id, m.subject,
+                   m.from_address, m.from_name, m.date, m.size, m.sha256, m.raw_key, m.parsed_key,
+                   list(m.parse_errors or []), dict(m.auth or {}), dict(m.spam or {}), dict(m.virus or {}))
+
+
+def thread_id_for(account_id: str, thread_key: str | None, fallback: str) -> str:
+    """The account-scoped ``thr_`` id of a thread key (a root msg-id), or of ``fallback`` without one."""
+    basis = thread_key or fallback
+    return "thr_" + hashlib.sha256(f"{account_id}\0{basis}".encode()).hexdigest()[:26]
+
+
+def _allocate_uids(session: Session, domain_id: str, count: int) -> int:
+    """Reserve ``count`` IMAP UIDs of a domain inside the current transaction; returns the first.
+
+    The row update takes the domain row's write lock (PostgreSQL) or the database lock (SQLite), so
+    UIDs are handed out in commit order (RFC 3501 §2.3.1.1: strictly ascending).
+    """
+    first = session.execute(
+        update(Domain).where(Domain.id == domain_id)
+        .values(imap_next_uid=Domain.imap_next_uid + count)
+        .returning(Domain.imap_next_uid)
+    ).scalar_one()
+    return int(first) - count
+
+
+def record_transaction(db: Database, tx: NewTransaction) -> list[StoredMessage]:
+    """Write the message rows, their events and outbox rows in one transaction; returns what was stored."""
+    with db.session() as s:
+        return record_transaction_in(s, tx)
+
+
+def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]:
+    """:func:`record_transaction` inside the caller's session (same commit as the caller's own rows)."""
+    stored: list[StoredMessage] = []
+    uids: dict[str, int] = {}
+    with_uid = tx.status == MessageStatus.ACCEPTED and tx.retention == Retention.STORED
+    if with_uid:
+        counts: dict[str, int] = {}
+        for r in tx.recipients:
+            counts[r.domain.id] = counts.get(r.domain.id, 0) + 1
+        for domain_id in sorted(counts):
+            uids[domain_id] = _allocate_uids(s, domain_id, counts[domain_id])
+    for i, r in enumerate(tx.recipients):
+        msg_id = tx.message_ids[i] if tx.message_ids else new_id("msg")
+        uid = None
+        if with_uid:
+            uid = uids[r.domain.id]
+            uids[r.domain.id] += 1
+        keep_content = tx.retention == Retention.STORED
+        s.add(Message(
+            id=msg_id, transaction_id=tx.transaction_id, account_id=r.domain.account_id, domain_id=r.domain.id,
+            inbox=r.inbox, mailbox="INBOX", imap_uid=uid, status=tx.status.value, retention=tx.retention.value,
+            received_at=tx.received_at, mail_from=tx.mail_from, rcpt_to=list(r.rcpt_to), client_ip=tx.client_ip,
+            helo=tx.helo, tls=tx.tls,
+            message_id_header=tx.message_id_header if keep_content else None,
+            in_reply_to=tx.in_reply_to if keep_content else None,
+            references=list(tx.references) if keep_content else [],
+            thread_id=thread_id_for(r.domain.account_id, tx.thread_key, msg_id) if keep_content else None,
+            subject=tx.subject if keep_content else None,
+            from_address=tx.from_address if keep_content else None,
+            from_name=tx.from_name if keep_content else None,
+            date=tx.date if keep_content else None,
+            size=tx.size, sha256=tx.sha256, raw_key=tx.raw_key, parsed_key=tx.parsed_key,
+            parse_errors=list(tx.parse_errors), auth=tx.auth, spam=tx.spam, virus=tx.virus,
+            seen=False, flagged=False, answered=False,
+        ))
+        event_ids: list[str] = []
+        endpoint_ids: list[str] = []
+        if tx.create_events:
+            s.flush()
+            for ep in endpoints_for_domain(s, r.domain.account_id, r.domain.id):
+                evt_id = new_id("evt")
+                s.add(Event(id=evt_id, account_id=r.domain.account_id, message_id=msg_id, endpoint_id=ep.id,
+                            type="message.received", state=EventState.PENDING.value, attempts=0,
+                            created_at=tx.received_at))
+                s.add(OutboxEntry(event_id=evt_id, due_at=tx.received_at))
+                event_ids.append(evt_id)
+                endpoint_ids.append(ep.id)
+        stored.append(StoredMessage(msg_id, r.inbox, r.domain.name, uid, tuple(event_ids), tuple(endpoint_ids)))
+    s.flush()
+    return stored
+
+
+def get_message(db: Database, message_id: str) -> MessageRecord:
+    """One message by id; raises :class:`NotFound`."""
+    with db.read() as s:
+        row = s.execute(select(Message, Domain.name).join(Domain, Message.domain_id == Domain.id)
+                        .where(Message.id == message_id)).first()
+        if row is None:
+            raise NotFound(f"no message {message_id}")
+        return MessageRecord.from_row(row[0], row[1])

@@ -1,0 +1,39 @@
+"""The blob store, on a local folder and on S3 over HTTP (moto server)."""
+
+import pytest
+
+from store.blobs import BlobNotFound, check_key, open_blob_store
+
+
+def test_put_get_delete_roundtrip(blobs):
+    data = b"Subject: hi\r\n\r\n" + bytes(range(256)) * 100
+    blobs.put("raw/2026/11/22/txn_1.eml", data, "message/rfc822")
+    assert blobs.get("raw/2026/11/22/txn_1.eml") == data
+    blobs.put("raw/2026/11/22/txn_1.eml", b"replaced")
+    assert blobs.get("raw/2026/11/22/txn_1.eml") == b"replaced"
+    blobs.delete("raw/2026/11/22/txn_1.eml")
+    with pytest.raises(BlobNotFound):
+        blobs.get("raw/2026/11/22/txn_1.eml")
+    blobs.delete("raw/2026/11/22/txn_1.eml")  # deleting twice is fine
+
+
+def test_missing_key_is_not_found(blobs):
+    with pytest.raises(BlobNotFound):
+        blobs.get("parsed/none.json")
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "a/./b", "spaces are bad", "x/"])
+def test_hostile_keys_are_refused(key):
+    with pytest.raises(ValueError):
+        check_key(key)
+
+
+def test_local_store_leaves_no_temporary_files(tmp_path):
+    store = open_blob_store(tmp_path.as_uri())
+    store.put("a/b.eml", b"x")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b.eml"]
+
+
+def test_unknown_scheme_is_refused():
+    with pytest.raises(ValueError, match="unsupported blob URL"):
+        open_blob_store("ftp://example.com/x")
