@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+from parser.charsets import decode_text
 from parser.model import Address
 
 _FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
@@ -51,9 +52,12 @@ def decode_value(value: str) -> str:
     if "=?" not in value:
         return value
     try:
-        return str(email.header.make_header(email.header.decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
+        pieces = email.header.decode_header(value)
+    except (ValueError, email.errors.HeaderParseError):
         return value
+    # Unknown or wrong charset labels (``=?NONE?B?…?=``) fall back as bodies do (parser.charsets).
+    out = [chunk if isinstance(chunk, str) else decode_text(chunk, charset) for chunk, charset in pieces]
+    return "".join(out)
 
 
 def read_headers(raw: bytes) -> list[tuple[str, str]]:
