@@ -187,16 +187,22 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
         event_ids: list[str] = []
         endpoint_ids: list[str] = []
         if tx.create_events:
-            s.flush()
             for ep in endpoints_for_domain(s, r.domain.account_id, r.domain.id):
-                evt_id = new_id("evt")
-                s.add(Event(id=evt_id, account_id=r.domain.account_id, message_id=msg_id, endpoint_id=ep.id,
-                            type="message.received", state=EventState.PENDING.value, attempts=0,
-                            created_at=tx.received_at))
-                s.add(OutboxEntry(event_id=evt_id, due_at=tx.received_at))
-                event_ids.append(evt_id)
+                event_ids.append(new_id("evt"))
                 endpoint_ids.append(ep.id)
         stored.append(StoredMessage(msg_id, r.inbox, r.domain.name, uid, tuple(event_ids), tuple(endpoint_ids)))
+    # Parents before children, table by table: the models declare no relationships for the
+    # unit of work to order inserts by, and the foreign keys are enforced.
+    s.flush()
+    for m, r in zip(stored, tx.recipients):
+        for evt_id, ep_id in zip(m.event_ids, m.endpoint_ids):
+            s.add(Event(id=evt_id, account_id=r.domain.account_id, message_id=m.id, endpoint_id=ep_id,
+                        type="message.received", state=EventState.PENDING.value, attempts=0,
+                        created_at=tx.received_at))
+    s.flush()
+    for m in stored:
+        for evt_id in m.event_ids:
+            s.add(OutboxEntry(event_id=evt_id, due_at=tx.received_at))
     s.flush()
     return stored
 
