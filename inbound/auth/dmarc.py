@@ -18,7 +18,7 @@ from __future__ import annotations
 import email.utils
 import re
 from dataclasses import replace
-from email.parser import BytesHeaderParser
+from email.parser import HeaderParser
 from email.policy import compat32
 from functools import lru_cache
 from typing import Callable, Sequence
@@ -52,7 +52,8 @@ def from_domains(raw: bytes) -> list[str]:
     """Distinct domains of every mailbox in every ``From`` field (RFC 7489 §6.6.1), lowercase ASCII,
     in order; empty when there is none. Reads at most :data:`MAX_HEADER_BYTES` of header."""
     end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i != -1), default=len(raw))
-    headers = BytesHeaderParser(policy=compat32).parsebytes(raw[: min(end, MAX_HEADER_BYTES)] + b"\r\n\r\n")
+    block = raw[: min(end, MAX_HEADER_BYTES)].decode("utf-8", "replace")  # RFC 6532 raw UTF-8 allowed
+    headers = HeaderParser(policy=compat32).parsestr(block + "\r\n\r\n")
     domains: list[str] = []
     for _name, address in email.utils.getaddresses([str(v) for v in headers.get_all("From") or []]):
         domain = _ascii_domain(address.rpartition("@")[2]) if "@" in address else None
