@@ -12,6 +12,7 @@ import logging
 
 import dkim as dkimpy
 
+from inbound.auth.dkim import DKIMPY_LOG
 from inbound.auth.results import ArcResult
 from inbound.dns import BlockingLookup, DnsError
 
@@ -38,7 +39,7 @@ def verify_arc(raw: bytes, lookup: BlockingLookup) -> ArcResult:
         return answer.records[0].encode("utf-8") if answer.records else None
 
     try:
-        arc = dkimpy.ARC(raw, minkey=1024)
+        arc = dkimpy.ARC(raw, minkey=1024, logger=DKIMPY_LOG)
         top, _ = arc.sorted_arc_headers()
         if top > MAX_INSTANCES:
             return ArcResult("fail", (), top, f"more than {MAX_INSTANCES} ARC sets (RFC 8617 §4.2.1)")

@@ -87,7 +87,8 @@ class Authenticator:
                              f"SPF check did not finish within {self.config.spf_timeout_s:g}s")
 
     async def _signatures(self, raw: bytes, start: float) -> tuple[tuple[DkimResult, ...], ArcResult]:
-        if not dkim_check.may_be_signed(raw):
+        fields = dkim_check.signature_fields(raw)
+        if not fields:
             return (), ArcResult()
         deadline = start + self.config.dkim_timeout_s
         loop = asyncio.get_running_loop()
@@ -97,7 +98,8 @@ class Authenticator:
             return await asyncio.wait_for(job, _left(deadline))
         except asyncio.TimeoutError:
             reason = f"verification did not finish within {self.config.dkim_timeout_s:g}s"
-            return (DkimResult("temperror", reason=reason),), ArcResult("none", reason=reason)
+            dkim = (DkimResult("temperror", reason=reason),) if "dkim-signature" in fields else ()
+            return dkim, ArcResult("temperror" if "arc-seal" in fields else "none", reason=reason)
 
     async def _policies(self, froms: list[str], start: float) -> list[DmarcLookup]:
         deadline = start + self.config.dmarc_timeout_s

@@ -27,6 +27,9 @@ from inbound.auth.results import DkimResult
 from inbound.dns import BlockingLookup, DnsError
 
 log = logging.getLogger("mailkite.auth.dkim")
+# dkimpy logs each failure at ERROR; our verdicts already carry the reason, so keep it quiet.
+DKIMPY_LOG = logging.getLogger("mailkite.auth.dkimpy")
+DKIMPY_LOG.setLevel(logging.CRITICAL)
 
 MAX_SIGNATURES = 10  # RFC 6376 §6.1: verifiers MAY limit the signatures they check; the rest are reported
 MIN_RSA_BITS = 1024  # RFC 8301 §3.2
@@ -34,9 +37,10 @@ SIGNED_HEADERS = (b"dkim-signature", b"arc-seal", b"arc-message-signature")
 _HAS_SIGNATURE = re.compile(rb"^(dkim-signature|arc-seal|arc-message-signature)[ \t]*:", re.I | re.M)
 
 
-def may_be_signed(raw: bytes) -> bool:
-    """Cheap pre-check: does the header block hold a DKIM-Signature or ARC field at all?"""
-    return _HAS_SIGNATURE.search(_header_block(raw)) is not None
+def signature_fields(raw: bytes) -> set[str]:
+    """Cheap pre-check: which of ``dkim-signature``, ``arc-seal``, ``arc-message-signature`` the
+    header block holds (lowercase names); empty for an unsigned message."""
+    return {m.group(1).decode().lower() for m in _HAS_SIGNATURE.finditer(_header_block(raw))}
 
 
 def _header_block(raw: bytes) -> bytes:
@@ -50,7 +54,7 @@ def _header_block(raw: bytes) -> bytes:
 def parse_message(raw: bytes) -> dkimpy.DKIM | None:
     """dkimpy's parsed view of ``raw`` (headers and body), None when it cannot parse it."""
     try:
-        return dkimpy.DKIM(raw, minkey=MIN_RSA_BITS)
+        return dkimpy.DKIM(raw, minkey=MIN_RSA_BITS, logger=DKIMPY_LOG)
     except dkimpy.DKIMException:
         return None
 
