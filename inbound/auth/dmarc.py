@@ -53,9 +53,13 @@ def from_domains(raw: bytes) -> list[str]:
     in order; empty when there is none. Reads at most :data:`MAX_HEADER_BYTES` of header."""
     end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i != -1), default=len(raw))
     block = raw[: min(end, MAX_HEADER_BYTES)].decode("utf-8", "replace")  # RFC 6532 raw UTF-8 allowed
-    headers = HeaderParser(policy=compat32).parsestr(block + "\r\n\r\n")
+    try:
+        headers = HeaderParser(policy=compat32).parsestr(block + "\r\n\r\n")
+        addresses = email.utils.getaddresses([str(v) for v in headers.get_all("From") or []])
+    except Exception:  # noqa: BLE001 - stdlib parser defects on hostile headers: no From domain
+        return []
     domains: list[str] = []
-    for _name, address in email.utils.getaddresses([str(v) for v in headers.get_all("From") or []]):
+    for _name, address in addresses:
         domain = _ascii_domain(address.rpartition("@")[2]) if "@" in address else None
         if domain and domain not in domains:
             domains.append(domain)
@@ -84,6 +88,8 @@ def parse_record(text: str) -> DmarcRecord:
         parsed = parse_dmarc_record(kept, "dmarc.invalid")["tags"]
     except DMARCError as exc:
         raise DmarcSyntaxError(str(exc).replace("\n", " ")) from None
+    except Exception as exc:  # noqa: BLE001 - checkdmarc's grammar on hostile input: still a bad record
+        raise DmarcSyntaxError(f"unparsable record ({exc.__class__.__name__})") from None
     pct = 100
     for tag in tags:
         key, _, value = tag.partition("=")
