@@ -22,6 +22,7 @@ from typing import Awaitable, Callable
 from delivery.links import LinkSigner
 from delivery.sender import AsyncWebhookSender
 from inbound import metrics
+from inbound.auth.results_header import strip_own_results
 from inbound.policy import Facts, decide
 from inbound.types import AuthResults, Decision, ScanResults, SmtpEnvelope
 from inbound.zero_retention import ZeroRetentionDelivery
@@ -99,6 +100,10 @@ class IngestPipeline:
                                 mail_from=envelope.mail_from))
         if decision.action != "accept":
             return self._refused(decision, timings, auth, scan)
+        auth = auth.with_decision(decision.reason)
+        if auth.authserv_id:
+            # RFC 8601 §5: results claiming to be ours that arrived from outside are forgeries.
+            raw = strip_own_results(raw, auth.authserv_id)
 
         with _timed(timings, "parse"):
             parsed: ParsedMessage = await loop.run_in_executor(self.parse_executor, parse, raw)
@@ -171,7 +176,7 @@ def _with_trace_headers(raw: bytes, auth: AuthResults, scan: ScanResults) -> byt
     if not fields:
         return raw
     eol = b"\r\n" if b"\r\n" in raw[:4096] or not raw else b"\n"
-    return b"".join(f.encode("utf-8") + eol for f in fields) + raw
+    return b"".join(f.encode("utf-8").replace(b"\r\n", eol) + eol for f in fields) + raw
 
 
 class _timed:

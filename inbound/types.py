@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
+
+from inbound.auth.results import ArcResult, DkimResult, DmarcResult, SpfResult
 
 
 @dataclass(frozen=True)
@@ -35,21 +37,30 @@ class SmtpEnvelope:
 
 @dataclass(frozen=True)
 class AuthResults:
-    """SPF/DKIM/DMARC/ARC verdicts as they appear in the webhook ``auth`` object (DESIGN.md).
+    """SPF/DKIM/DMARC/ARC verdicts (typed, :mod:`inbound.auth.results`) for one message.
 
-    ``header`` is the ``Authentication-Results`` field (RFC 8601) to prepend to the stored copy,
-    without the trailing CRLF, or None when no check ran.
+    ``to_json()`` is the webhook ``auth`` object (DESIGN.md). ``header`` is the
+    ``Authentication-Results`` field (RFC 8601) to prepend to the stored copy, folded with CRLF,
+    without the trailing CRLF, or None when no check ran; ``authserv_id`` the id it carries (fields
+    with that id arriving from outside are removed, RFC 8601 §5). ``decision`` is the reason of the
+    end-of-DATA decision for an accepted message (e.g. ``dmarc_quarantine``), stored with it.
     """
 
-    spf: dict[str, Any] = field(default_factory=lambda: {"result": "none", "domain": None})
-    dkim: list[dict[str, Any]] = field(default_factory=list)
-    dmarc: dict[str, Any] = field(default_factory=lambda: {"result": "none", "policy": None, "domain": None})
-    arc: dict[str, Any] = field(default_factory=lambda: {"result": "none"})
+    spf: SpfResult = field(default_factory=SpfResult)
+    dkim: tuple[DkimResult, ...] = ()
+    dmarc: DmarcResult = field(default_factory=DmarcResult)
+    arc: ArcResult = field(default_factory=ArcResult)
     header: str | None = None
+    authserv_id: str | None = None
+    decision: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"spf": dict(self.spf), "dkim": [dict(d) for d in self.dkim], "dmarc": dict(self.dmarc),
-                "arc": dict(self.arc)}
+        return {"spf": self.spf.to_json(), "dkim": [d.to_json() for d in self.dkim], "dmarc": self.dmarc.to_json(),
+                "arc": self.arc.to_json(), "decision": self.decision}
+
+    def with_decision(self, reason: str) -> "AuthResults":
+        """A copy recording the end-of-DATA decision's reason."""
+        return replace(self, decision=reason)
 
 
 @dataclass(frozen=True)

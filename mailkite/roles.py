@@ -18,6 +18,8 @@ from delivery.queue import connect_redis, queue_depth, webhook_queue
 from delivery.relay import OutboxRelay
 from delivery.sender import AsyncWebhookSender, WebhookSender
 from delivery.worker import WorkerContext, run_worker
+from inbound.auth.checker import AuthConfig, Authenticator
+from inbound.dns import Resolver
 from inbound.mx import MXHandler, start_mx_server
 from inbound.pipeline import IngestPipeline
 from inbound.recipients import DomainDirectory
@@ -62,9 +64,11 @@ async def _mx_main(settings: Settings) -> None:
     # Warm the pool: the first parse imports flanker in the child (~0.2 s), not a sender's problem.
     await asyncio.get_running_loop().run_in_executor(executor, parse, b"Subject: warm-up\r\n\r\nx\r\n")
     zr_sender = AsyncWebhookSender(settings.webhook_timeout_s)
+    authenticator = Authenticator(Resolver([(ns.host, ns.port) for ns in settings.nameservers]),
+                                  AuthConfig(authserv_id=settings.hostname))
     pipeline = IngestPipeline(db=db, blobs=blobs, links=components.link_signer(settings), zr_sender=zr_sender,
                               secret_box=components.secret_box(settings), parse_executor=executor,
-                              on_committed=relay.wake.set)
+                              on_committed=relay.wake.set, authenticate=authenticator)
     handler = MXHandler(pipeline=pipeline, directory=DomainDirectory(lambda: load_domain_map(db)),
                         max_recipients=settings.max_recipients)
     listen = HostPort.parse(settings.mx_listen)
@@ -85,6 +89,7 @@ async def _mx_main(settings: Settings) -> None:
     relay.wake.set()
     relay_thread.join(timeout=5)
     await zr_sender.aclose()
+    authenticator.close()
     executor.shutdown(wait=False, cancel_futures=True)
     db.dispose()
 
