@@ -83,8 +83,10 @@ def parse(raw: bytes) -> ParsedMessage:
             msg.attachments.append(_attachment(sha, leaf))
     msg.text = "\n".join(texts) if texts else None
     msg.html = "\n".join(htmls) if htmls else None
-    msg.extracted_text = extract_text(msg.text)
-    msg.extracted_html = extract_html(msg.html)
+    reply = extract_text(msg.text)
+    msg.extracted_text = reply.text
+    msg.extracted_signature = reply.signature
+    msg.extracted_html = extract_html(msg.html).html
     msg.thread_key = thread_key(msg.message_id, msg.in_reply_to, msg.references)
     return msg
 

@@ -70,6 +70,7 @@ class ParsedMessage:
     html: str | None = None
     extracted_text: str | None = None
     extracted_html: str | None = None
+    extracted_signature: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
     thread_key: str | None = None
     parse_errors: list[str] = field(default_factory=list)
@@ -96,6 +97,7 @@ class ParsedMessage:
             "html": self.html,
             "extracted_text": self.extracted_text,
             "extracted_html": self.extracted_html,
+            "extracted_signature": self.extracted_signature,
             "attachments": [a.to_json(inline_content=inline_attachments) for a in self.attachments],
             "size": self.size,
             "parse_errors": list(self.parse_errors),
