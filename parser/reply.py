@@ -66,16 +66,25 @@ def _has_date_or_address(s: str) -> bool:
 
 def _attribution_text(cand: str, *, bare: bool) -> bool:
     """Whether one (joined) line is an attribution: an "… wrote:" verb line, Gmail's CJK or dated
-    forms, or (``bare``) a "date, name <address>:" line."""
-    if len(cand) > 400 or not _has_date_or_address(cand):
+    forms, or (``bare``) a "date, name <address>:" line. Only the line's end is searched (the verb
+    sits within 120 characters of it), which keeps long lines cheap."""
+    cand = cand.rstrip()
+    if not cand or len(cand) > 400 or not _has_date_or_address(cand):
         return False
-    if P.WROTE_LINE_RE.search(cand) or P.CJK_ATTRIBUTION_RE.search(cand) or P.GMAIL_DATE_ATTRIBUTION_RE.match(cand):
+    last = cand[-1]
+    if last in ":：-":
+        end = cand[-200:]
+        if P.WROTE_LINE_RE.search(end) or (last != "-" and P.CJK_ATTRIBUTION_RE.search(cand)):
+            return True
+    elif last == ">":
+        return bool(P.GMAIL_DATE_ATTRIBUTION_RE.match(cand))
+    has_both = "@" in cand and any(ch.isdigit() for ch in cand)
+    if has_both and last not in ":：" and P.WROTE_END_RE.search(cand[-40:]):
         return True
-    if "@" in cand and any(ch.isdigit() for ch in cand):
-        if P.WROTE_END_RE.search(cand):
-            return True
-        if P.BARE_ATTRIBUTION_RE.match(cand) and P.BRACKETED_ADDRESS_RE.search(cand):
-            return True
+    if last not in ":：":
+        return False
+    if has_both and P.BARE_ATTRIBUTION_RE.match(cand) and P.BRACKETED_ADDRESS_RE.search(cand):
+        return True
     return bare and bool(P.BARE_ATTRIBUTION_RE.match(cand))
 
 
