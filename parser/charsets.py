@@ -29,9 +29,26 @@ def codec_for(label: str | None) -> str | None:
         return None
 
 
+# Single-byte Western labels that real mail often puts on UTF-8 bytes (mislabelled).
+_LATIN_CODECS = frozenset({"cp1252", "iso8859-1", "iso8859-15", "latin-1", "ascii"})
+
+
 def decode_text(data: bytes, declared: str | None) -> str:
-    """Decode a text part's bytes. ``declared`` is its ``charset`` parameter (may be wrong or absent)."""
+    """Decode a text part's bytes. ``declared`` is its ``charset`` parameter (may be wrong or absent).
+
+    Order: a byte-order mark; UTF-8 when the label is a single-byte Western charset (or ASCII) but
+    the bytes are valid multi-byte UTF-8 (valid UTF-8 is almost never real Latin-1 text); the
+    declared charset; UTF-8; detection; Windows-1252 with replacement characters. Never raises."""
+    if data[:3] == codecs.BOM_UTF8:
+        return data[3:].decode("utf-8", "replace")
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return data.decode("utf-16", "replace")
     codec = codec_for(declared)
+    if (codec is None or codec in _LATIN_CODECS) and not data.isascii():
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
     if codec:
         try:
             return data.decode(codec)
