@@ -15,6 +15,7 @@ _ALIASES = {
     "iso-8859-1": "cp1252", "latin1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252",
 }
 _DETECT_LIMIT = 64 * 1024
+_MIN_CONFIDENCE = 0.1
 
 
 def codec_for(label: str | None) -> str | None:
@@ -61,13 +62,15 @@ def decode_text(data: bytes, declared: str | None) -> str:
     try:
         import chardet
 
-        guess = chardet.detect(data[:_DETECT_LIMIT]).get("encoding")
-        guessed = codec_for(guess)
-        if guessed:
+        found = chardet.detect(data[:_DETECT_LIMIT])
+        guessed = codec_for(found.get("encoding"))
+        # A weak guess on a few bytes is worse than Windows-1252 (what mislabelled mail mostly is).
+        if guessed and (found.get("confidence") or 0) >= _MIN_CONFIDENCE:
             return data.decode(guessed, "replace")
     except Exception:  # noqa: BLE001 - detection is best effort
         pass
-    return data.decode(codec or "cp1252", "replace")
+    # A failed UTF-8 label is Windows-1252 in practice; another failed label keeps its own reading.
+    return data.decode(codec if codec and codec != "utf-8" else "cp1252", "replace")
 
 
 def bytes_from_surrogates(value: str) -> str:

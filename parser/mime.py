@@ -222,7 +222,7 @@ def _latin1_to_text(value: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        return decode_text(data, None)
+        return value
 
 
 # flanker ---------------------------------------------------------------------------------------
@@ -259,11 +259,26 @@ def _flanker_visit(part, number: str, walk: _Walk, depth: int, raw: bytes) -> No
     payload = _transfer_decode(getattr(cte, "value", cte), undecoded)
     charset = ctype.params.get("charset")
     filename = _latin1_to_text(part.detected_file_name or "") or None
+    if filename and ("\ufffd" in filename or "=?" in filename):
+        filename = _stdlib_filename(raw[stream.start:stream._body_start]) or filename
     walk.leaves.append(_Leaf(
         part=number, content_type=content_type, charset=charset, filename=filename,
         disposition=(disposition or None), content_id=_clean_cid(part.headers.get("Content-Id")),
         payload=payload, text=decode_text(payload, charset) if ctype.main == "text" else None,
     ))
+
+
+def _stdlib_filename(header_block: bytes) -> str | None:
+    """The filename as the stdlib reads it (RFC 2231 with its charset; RFC 2047 words decoded), for
+    the names flanker decodes with the wrong charset."""
+    try:
+        name = message_from_bytes(header_block + b"\r\n", policy=compat32).get_filename()
+    except Exception:  # noqa: BLE001 - best effort; flanker's reading stays
+        return None
+    if not name:
+        return None
+    name = decode_value(name)
+    return None if "\ufffd" in name else name
 
 
 # stdlib fallback -------------------------------------------------------------------------------

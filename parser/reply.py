@@ -241,8 +241,10 @@ def _drop_quoted_blocks(lines: list[str], intros: set[int]) -> list[str]:
                                       or (_blank(lines[j]) and _continues_quote(lines, j, intros))
                                       or _wrap_spill(lines, j)):
                 j += 1
+            while j < len(lines) and _blank(lines[j]):
+                j += 1
             i = j
-            if out:
+            if out and j < len(lines):
                 out.append("")
             continue
         out.append(lines[i])
