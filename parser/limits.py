@@ -28,7 +28,11 @@ _STRUCTURE_RE = re.compile(rb"^(?:--|content-type[ \t]*:)", re.IGNORECASE | re.M
 def structure_cut(raw: bytes, limit: int = MAX_STRUCTURE_LINES) -> int | None:
     """The byte offset of the ``limit``-th structure line of ``raw``, or None when there are fewer.
 
-    Runs one regex scan over ``raw`` without copying it (bytes in, offsets out)."""
+    A fast upper bound first (``bytes.count`` of line starts that could open structure); the regex
+    scan runs only when the bound reaches ``limit``. Neither copies ``raw``."""
+    bound = raw.count(b"\n--") + raw.count(b"\nContent-") + raw.count(b"\ncontent-") + raw.count(b"\nCONTENT-")
+    if bound + 2 < limit:
+        return None
     for count, m in enumerate(_STRUCTURE_RE.finditer(raw), start=1):
         if count >= limit:
             return m.start()
