@@ -101,6 +101,9 @@ def _attribution_at(lines: list[str], i: int, k: int, *, bare: bool) -> bool:
     """Whether lines i..i+k joined form an attribution line (line i unquoted)."""
     if i + k >= len(lines) or _blank(lines[i]) or _is_quoted(lines[i]):
         return False
+    end = lines[i + k].rstrip()
+    if end[-1:] not in (":", "：", "-", ">") and "@" not in end:
+        return False  # every attribution form ends with one of these, or with "wrote" after an address
     if not all(_continuation(x) for x in lines[i + 1:i + k + 1]):
         return False
     return _attribution_text(" ".join(x.strip() for x in lines[i:i + k + 1]), bare=bare)
@@ -456,13 +459,16 @@ def extract_html(html: str | None) -> HtmlReply:
         return HtmlReply(html)
     container = next((el for el in root.iter() if isinstance(el.tag, str) and _is_quote_container(el)), None)
     lines = list(_html_lines(root))
+    order = {el: i for i, el in enumerate(root.iter())}
+    if container is not None:
+        limit = order[container]
+        # Only the lines above the container can move the cut up.
+        lines = [ln for ln in lines if order.get(ln.anchor[1], 0) < limit]
     texts = [("> " if ln.quoted else "") + " ".join(ln.text.split()) for ln in lines]
     cut_line, intros = _history_start(texts)
     anchor = None
     if container is not None:
         anchor = ("start", container)
-        order = {el: i for i, el in enumerate(root.iter())}
-        limit = order[container]
         # A text cut above the container wins; so does the attribution line right above it.
         for idx, ln in enumerate(lines):
             if order.get(ln.anchor[1], 0) >= limit:
