@@ -20,7 +20,10 @@ from parser.charsets import decode_text
 from parser.model import Address
 
 _FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
-_MSGID_RE = re.compile(r"<[^<>\s]+>")
+# RFC 5322 §2.1.1: a line is at most 998 characters, so a longer msg-id cannot be real (and would
+# not fit the store's columns); such tokens are ignored.
+MAX_MSGID_CHARS = 998
+_MSGID_RE = re.compile(r"<[^<>\s]{1,996}>(?![^<>\s]*>)")
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 # A body boundary: the first empty line (CRLF CRLF, or bare-LF variants).
 _HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
@@ -114,6 +117,6 @@ def first_msg_id(raw_value: str | None) -> str | None:
     if ids:
         return ids[0]
     value = (raw_value or "").strip()
-    if value and " " not in value and "@" in value:
+    if value and " " not in value and "@" in value and len(value) <= MAX_MSGID_CHARS - 2:
         return f"<{value.strip('<>')}>"
     return None

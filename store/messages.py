@@ -8,7 +8,6 @@ event and one outbox row, in the same transaction, so a committed message is alw
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,10 @@ from store.endpoints import endpoints_for_domain
 from store.errors import NotFound
 from store.ids import new_id
 from store.models import Domain, Event, EventState, Message, MessageStatus, OutboxEntry, Retention
+from store.threads import assign_thread, thread_id_for
+
+__all__ = ["MessageRecord", "NewTransaction", "Recipient", "StoredMessage", "get_message", "record_transaction",
+           "record_transaction_in", "thread_id_for"]
 
 
 @dataclass(frozen=True)
@@ -123,12 +126,6 @@ class MessageRecord:
                    list(m.parse_errors or []), dict(m.auth or {}), dict(m.spam or {}), dict(m.virus or {}))
 
 
-def thread_id_for(account_id: str, thread_key: str | None, fallback: str) -> str:
-    """The account-scoped ``thr_`` id of a thread key (a root msg-id), or of ``fallback`` without one."""
-    basis = thread_key or fallback
-    return "thr_" + hashlib.sha256(f"{account_id}\0{basis}".encode()).hexdigest()[:26]
-
-
 def _allocate_uids(session: Session, domain_id: str, count: int) -> int:
     """Reserve ``count`` IMAP UIDs of a domain inside the current transaction; returns the first.
 
@@ -160,6 +157,7 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
             counts[r.domain.id] = counts.get(r.domain.id, 0) + 1
         for domain_id in sorted(counts):
             uids[domain_id] = _allocate_uids(s, domain_id, counts[domain_id])
+    threads: dict[str, str] = {}  # account → thread of this message (one per account)
     for i, r in enumerate(tx.recipients):
         msg_id = tx.message_ids[i] if tx.message_ids else new_id("msg")
         uid = None
@@ -167,6 +165,13 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
             uid = uids[r.domain.id]
             uids[r.domain.id] += 1
         keep_content = tx.retention == Retention.STORED
+        thread_id = None
+        if keep_content:
+            if r.domain.account_id not in threads:
+                threads[r.domain.account_id] = assign_thread(
+                    s, r.domain.account_id, message_id=tx.message_id_header, in_reply_to=tx.in_reply_to,
+                    references=tx.references, thread_key=tx.thread_key, fallback=msg_id)
+            thread_id = threads[r.domain.account_id]
         s.add(Message(
             id=msg_id, transaction_id=tx.transaction_id, account_id=r.domain.account_id, domain_id=r.domain.id,
             inbox=r.inbox, mailbox="INBOX", imap_uid=uid, status=tx.status.value, retention=tx.retention.value,
@@ -175,7 +180,7 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
             message_id_header=tx.message_id_header if keep_content else None,
             in_reply_to=tx.in_reply_to if keep_content else None,
             references=list(tx.references) if keep_content else [],
-            thread_id=thread_id_for(r.domain.account_id, tx.thread_key, msg_id) if keep_content else None,
+            thread_id=thread_id,
             subject=tx.subject if keep_content else None,
             from_address=tx.from_address if keep_content else None,
             from_name=tx.from_name if keep_content else None,
