@@ -106,9 +106,10 @@ def parse(raw: bytes) -> ParsedMessage:
         if _is_body(leaf):
             (texts if leaf.content_type == "text/plain" else htmls).append(leaf.text or "")
         else:
-            msg.attachments.append(_attachment(sha, leaf))
-    msg.text = "\n".join(texts) if texts else None
-    msg.html = "\n".join(htmls) if htmls else None
+            msg.attachments.append(_attachment(leaf))
+    # JSON consumers get one line ending: "\n" (the exact bytes stay available at raw_url).
+    msg.text = _lf("\n".join(texts)) if texts else None
+    msg.html = _lf("\n".join(htmls)) if htmls else None
     reply = extract_text(msg.text)
     msg.extracted_text = reply.text
     msg.extracted_signature = reply.signature
@@ -140,6 +141,10 @@ def _top_content_type(raw_headers: list[tuple[str, str]]) -> str | None:
     if value is None:
         return None
     return value.split(";")[0].strip().lower() or None
+
+
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _read_structured_headers(msg: ParsedMessage, raw_headers: list[tuple[str, str]]) -> None:
@@ -174,15 +179,17 @@ def _is_body(leaf: _Leaf) -> bool:
             and leaf.disposition != "attachment")
 
 
-def _attachment(message_sha: str, leaf: _Leaf) -> Attachment:
+def _attachment(leaf: _Leaf) -> Attachment:
     disposition = leaf.disposition if leaf.disposition in ("attachment", "inline") else (
         "inline" if leaf.content_id else "attachment")
-    att_id = "att_" + hashlib.sha256(f"{message_sha}:{leaf.part}".encode()).hexdigest()[:24]
+    content_sha = hashlib.sha256(leaf.payload).hexdigest()
+    # The id depends on the part and its content only, not on the whole message: the stored copy
+    # carries our trace fields on top, and the web role re-parses it to serve the attachment.
+    att_id = "att_" + hashlib.sha256(f"{leaf.part}:{content_sha}".encode()).hexdigest()[:24]
     forwarded = forwarded_summary(leaf.payload) if leaf.content_type in _MESSAGE_TYPES else None
     return Attachment(id=att_id, filename=leaf.filename, content_type=leaf.content_type, size=len(leaf.payload),
-                      disposition=disposition, content_id=leaf.content_id,
-                      sha256=hashlib.sha256(leaf.payload).hexdigest(), part=leaf.part, content=leaf.payload,
-                      forwarded=forwarded)
+                      disposition=disposition, content_id=leaf.content_id, sha256=content_sha, part=leaf.part,
+                      content=leaf.payload, forwarded=forwarded)
 
 
 def _clean_cid(value: str | None) -> str | None:

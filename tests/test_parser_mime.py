@@ -149,3 +149,13 @@ def test_payload_carries_signature_auto_submitted_and_forwarded():
     assert data["auto_submitted"] == {"automated": True, "type": "report", "reasons": ["null reverse-path"]}
     assert "extracted_signature" in data
     assert any("forwarded" in a for a in data["attachments"])
+
+
+def test_attachment_ids_survive_trace_fields_prepended_to_the_stored_copy():
+    """The web role re-parses the stored copy (our trace fields on top) to serve an attachment link."""
+    from tests.conftest import SAMPLES
+
+    raw = (SAMPLES / "attachments.eml").read_bytes()
+    stored = b"Authentication-Results: mx.test; spf=pass smtp.mailfrom=vendor.test\r\n" + raw
+    received = [a.id for a in parse(raw).attachments]
+    assert len(received) == 3 and [a.id for a in parse(stored).attachments] == received

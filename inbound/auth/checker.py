@@ -79,12 +79,16 @@ class Authenticator:
         lookup = BlockingLookup(self.resolver, loop, deadline)
         job = loop.run_in_executor(self._threads, lambda: check_spf(
             lookup, client_ip=envelope.client_ip, mail_from=envelope.mail_from, helo=envelope.helo))
+        domain = (envelope.mail_from.rpartition("@")[2] or envelope.helo or "").lower() or None
+        identity = "mailfrom" if envelope.mail_from else "helo"
         try:
             return await asyncio.wait_for(job, _left(deadline))
         except asyncio.TimeoutError:
-            domain = (envelope.mail_from.rpartition("@")[2] or envelope.helo or "").lower() or None
-            return SpfResult("temperror", domain, "mailfrom" if envelope.mail_from else "helo", None,
+            return SpfResult("temperror", domain, identity, None,
                              f"SPF check did not finish within {self.config.spf_timeout_s:g}s")
+        except Exception as exc:  # noqa: BLE001 - a library bug must not turn into a 451 loop
+            log.exception("auth.spf_failed")
+            return SpfResult("temperror", domain, identity, None, f"SPF check failed: {type(exc).__name__}")
 
     async def _signatures(self, raw: bytes, start: float) -> tuple[tuple[DkimResult, ...], ArcResult]:
         fields = dkim_check.signature_fields(raw)
@@ -100,6 +104,11 @@ class Authenticator:
             reason = f"verification did not finish within {self.config.dkim_timeout_s:g}s"
             dkim = (DkimResult("temperror", reason=reason),) if "dkim-signature" in fields else ()
             return dkim, ArcResult("temperror" if "arc-seal" in fields else "none", reason=reason)
+        except Exception as exc:  # noqa: BLE001 - a library bug must not turn into a 451 loop
+            log.exception("auth.dkim_failed")
+            reason = f"signature check failed: {type(exc).__name__}"
+            dkim = (DkimResult("temperror", reason=reason),) if "dkim-signature" in fields else ()
+            return dkim, ArcResult("temperror" if "arc-seal" in fields else "none", reason=reason)
 
     async def _policies(self, froms: list[str], start: float) -> list[DmarcLookup]:
         deadline = start + self.config.dmarc_timeout_s
@@ -110,6 +119,10 @@ class Authenticator:
             except asyncio.TimeoutError:
                 return DmarcLookup("temperror", domain, dmarc_check.organizational_domain(domain),
                                    reason=f"policy lookup did not finish within {self.config.dmarc_timeout_s:g}s")
+            except Exception as exc:  # noqa: BLE001 - a library bug must not turn into a 451 loop
+                log.exception("auth.dmarc_failed")
+                return DmarcLookup("temperror", domain, dmarc_check.organizational_domain(domain),
+                                   reason=f"policy lookup failed: {type(exc).__name__}")
 
         return list(await asyncio.gather(*(one(d) for d in froms)))
 

@@ -55,7 +55,8 @@ def parse_message(raw: bytes) -> dkimpy.DKIM | None:
     """dkimpy's parsed view of ``raw`` (headers and body), None when it cannot parse it."""
     try:
         return dkimpy.DKIM(raw, minkey=MIN_RSA_BITS, logger=DKIMPY_LOG)
-    except dkimpy.DKIMException:
+    except (dkimpy.DKIMException, IndexError, ValueError):
+        # dkimpy's rfc822_parse raises IndexError when the first line is a continuation line.
         return None
 
 
