@@ -62,16 +62,18 @@ async def _mx_main(settings: Settings) -> None:
     # Warm the pool: the first parse imports flanker in the child (~0.2 s), not a sender's problem.
     await asyncio.get_running_loop().run_in_executor(executor, parse, b"Subject: warm-up\r\n\r\nx\r\n")
     zr_sender = AsyncWebhookSender(settings.webhook_timeout_s)
+    scanner = components.scanner(settings)
     pipeline = IngestPipeline(db=db, blobs=blobs, links=components.link_signer(settings), zr_sender=zr_sender,
                               secret_box=components.secret_box(settings), parse_executor=executor,
-                              on_committed=relay.wake.set)
+                              on_committed=relay.wake.set, scan=scanner)
     handler = MXHandler(pipeline=pipeline, directory=DomainDirectory(lambda: load_domain_map(db)),
                         max_recipients=settings.max_recipients)
     listen = HostPort.parse(settings.mx_listen)
     server = await start_mx_server(handler, host=listen.host, port=listen.port, hostname=settings.hostname,
                                    max_message_bytes=settings.max_message_bytes,
                                    tls_context=components.tls_context(settings))
-    log.info("mx.listening", extra={"kv": {"listen": str(listen), "blobs": blobs.describe()}})
+    log.info("mx.listening", extra={"kv": {"listen": str(listen), "blobs": blobs.describe(),
+                                           "scanners": scanner.describe()}})
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -85,6 +87,7 @@ async def _mx_main(settings: Settings) -> None:
     relay.wake.set()
     relay_thread.join(timeout=5)
     await zr_sender.aclose()
+    await scanner.aclose()
     executor.shutdown(wait=False, cancel_futures=True)
     db.dispose()
 

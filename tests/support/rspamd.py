@@ -1,0 +1,92 @@
+"""A real rspamd for tests: Debian's ``rspamd`` with its stock rules (``/etc/rspamd``), one normal
+worker on a free loopback port, state in a private temp dir, the local overrides shipped in
+``tests/scanners/rspamd/`` (which enable ``http_headers``), and no Redis.
+
+No internet here, so rspamd's resolver is pointed at :class:`NxDomainServer`, a DNS server on a
+loopback port answering NXDOMAIN to everything (what a resolver says for names that do not exist):
+RBL, DNSWL and host-name lookups fail at once instead of waiting for time-outs.
+
+The GTUBE test string is never written in a source file: :func:`gtube` assembles it at run time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+
+from dnslib import RCODE
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+from tests.support.scanproc import SCANNERS, ScannerDaemon
+from tests.support.servers import free_port
+
+
+def gtube() -> str:
+    """SpamAssassin's Generic Test for Unsolicited Bulk Email string, assembled at run time."""
+    return "XJS*C4JDBQADN1.NSBN3*2IDNEN*" + "GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NxDomainServer:
+    """A dnslib DNS server on ``127.0.0.1:port`` (UDP and TCP) that answers NXDOMAIN to every query."""
+
+    class _Resolver(BaseResolver):
+        def resolve(self, request, handler):
+            reply = request.reply()
+            reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+
+    def __init__(self) -> None:
+        self.port = _free_udp_port()
+        quiet = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", logf=lambda _: None)
+        self._servers = [DNSServer(self._Resolver(), port=self.port, address="127.0.0.1", tcp=tcp, logger=quiet)
+                         for tcp in (False, True)]
+
+    def start(self) -> None:
+        for server in self._servers:
+            if getattr(server, "thread", None) is None:
+                server.start_thread()
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.stop()
+
+
+class RspamdProcess(ScannerDaemon):
+    """rspamd's normal worker on ``127.0.0.1:port`` (``url`` is the ``MAILKITE_SPAM_URL``)."""
+
+    user = "_rspamd"
+    start_timeout_s = 120.0  # the first start compiles the stock rules' regexps (hyperscan)
+
+    def __init__(self) -> None:
+        super().__init__(free_port())
+        self.dns = NxDomainServer()
+
+    @property
+    def url(self) -> str:
+        return f"rspamd://127.0.0.1:{self.port}?timeout=5"
+
+    def prepare(self) -> None:
+        source = SCANNERS / "rspamd"
+        for template in source.rglob("*"):
+            if template.is_file():
+                self.render(template, self.state / template.relative_to(source), PORT=str(self.port),
+                            DNS_PORT=str(self.dns.port), STATE=str(self.state))
+
+    def command(self) -> list[str]:
+        s = self.state
+        return [shutil.which("rspamd") or "/usr/bin/rspamd", "-f", "-c", str(s / "rspamd.conf"),
+                f"--var=LOCAL_CONFDIR={s}", f"--var=DBDIR={s}", f"--var=RUNDIR={s}", f"--var=LOGDIR={s}"]
+
+    def start(self) -> None:
+        self.dns.start()
+        super().start()
+
+    def close(self) -> None:
+        super().close()
+        self.dns.stop()
