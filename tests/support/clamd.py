@@ -2,7 +2,7 @@
 with ``tests/scanners/clamav/clamd.conf`` and a signature database generated here (no freshclam, no
 internet): an ``.ndb`` body signature for the EICAR test string (matching it anywhere, as ClamAV's
 own ``Eicar-Test-Signature`` does) and an ``.hdb`` hash signature (MD5 and size) for the file
-:func:`test_attachment`.
+:func:`flagged_attachment`.
 
 The EICAR test string is never written in a source file (antivirus on developer machines would
 flag the file): :func:`eicar` builds it from two halves at run time.
@@ -25,7 +25,7 @@ def eicar() -> bytes:
     return b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
 
-def test_attachment() -> bytes:
+def flagged_attachment() -> bytes:
     """A small PDF-looking file that the test database knows by its hash (and nothing else does)."""
     return b"%PDF-1.4\n% mailkite test attachment: flagged by hash in the test signature database\n%%EOF\n"
 
@@ -58,7 +58,7 @@ class ClamdProcess(ScannerDaemon):
         # .ndb: name:target type (0 = any):offset (* = anywhere):hex body ("Extended signatures").
         (db / "mailkite-test.ndb").write_text(f"{EICAR_SIGNATURE}:0:*:{eicar().hex()}\n")
         # .hdb: MD5:size:name of a whole file ("Hash-based signatures").
-        data = test_attachment()
+        data = flagged_attachment()
         (db / "mailkite-test.hdb").write_text(f"{hashlib.md5(data).hexdigest()}:{len(data)}:{ATTACHMENT_SIGNATURE}\n")
 
     def command(self) -> list[str]:
