@@ -127,31 +127,31 @@ def instance(tmp_path, redis_url) -> Iterator[MailkiteInstance]:
 # Scanners (tests/test_scan_*.py): real clamd, rspamd and spamd from Debian's packages, started once
 # per session on free loopback ports (tests/support/clamd.py, rspamd.py, spamd.py). Tests that stop
 # or pause one start or resume it again before they end.
+def _scanner_daemon(cls):
+    server = cls()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 @pytest.fixture(scope="session")
 def clamd_server():
     from tests.support.clamd import ClamdProcess
 
-    server = ClamdProcess()
-    server.start()
-    yield server
-    server.close()
+    yield from _scanner_daemon(ClamdProcess)
 
 
 @pytest.fixture(scope="session")
 def rspamd_server():
     from tests.support.rspamd import RspamdProcess
 
-    server = RspamdProcess()
-    server.start()
-    yield server
-    server.close()
+    yield from _scanner_daemon(RspamdProcess)
 
 
 @pytest.fixture(scope="session")
 def spamd_server():
     from tests.support.spamd import SpamdProcess
 
-    server = SpamdProcess()
-    server.start()
-    yield server
-    server.close()
+    yield from _scanner_daemon(SpamdProcess)
