@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from dnslib import RCODE
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 from tests.support.scanproc import SCANNERS, ScannerDaemon
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def gtube() -> str:
@@ -33,29 +38,41 @@ def _free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-class NxDomainServer:
-    """A dnslib DNS server on ``127.0.0.1:port`` (UDP and TCP) that answers NXDOMAIN to every query."""
+class _NxResolver(BaseResolver):
+    def resolve(self, request, handler):
+        reply = request.reply()
+        reply.header.rcode = RCODE.NXDOMAIN
+        return reply
 
-    class _Resolver(BaseResolver):
-        def resolve(self, request, handler):
-            reply = request.reply()
-            reply.header.rcode = RCODE.NXDOMAIN
-            return reply
+
+def serve_nxdomain(port: int) -> None:
+    """Answer NXDOMAIN on ``127.0.0.1:port`` (UDP and TCP) until killed."""
+    quiet = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", logf=lambda _: None)
+    for tcp in (False, True):
+        DNSServer(_NxResolver(), port=port, address="127.0.0.1", tcp=tcp, logger=quiet).start_thread()
+    while True:
+        time.sleep(3600)
+
+
+class NxDomainServer:
+    """A dnslib DNS server on ``127.0.0.1:port`` answering NXDOMAIN to every query, in a process of
+    its own (as a real resolver would be: it must not compete for the GIL with the code measured)."""
 
     def __init__(self) -> None:
         self.port = _free_udp_port()
-        quiet = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", logf=lambda _: None)
-        self._servers = [DNSServer(self._Resolver(), port=self.port, address="127.0.0.1", tcp=tcp, logger=quiet)
-                         for tcp in (False, True)]
+        self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        for server in self._servers:
-            if getattr(server, "thread", None) is None:
-                server.start_thread()
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.rspamd", "--nxdomain", str(self.port)],
+                                         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_for_port(self.port)  # the TCP listener: the UDP one started just before it
 
     def stop(self) -> None:
-        for server in self._servers:
-            server.stop()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
 
 
 class RspamdProcess(ScannerDaemon):
@@ -100,3 +117,8 @@ class RspamdProcess(ScannerDaemon):
     def close(self) -> None:
         super().close()
         self.dns.stop()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--nxdomain":
+        serve_nxdomain(int(sys.argv[2]))
