@@ -17,18 +17,20 @@ import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 from delivery.links import LinkSigner
 from delivery.sender import AsyncWebhookSender
 from inbound import metrics
 from inbound.auth.results_header import strip_own_results
 from inbound.policy import Facts, decide
+from inbound.scan.scanner import MessageScanner
 from inbound.types import AuthResults, Decision, ScanResults, SmtpEnvelope
 from inbound.zero_retention import ZeroRetentionDelivery
 from parser import ParsedMessage, parse
 from store.blobs import BlobStore
 from store.db import Database
+from store.domains import DomainInfo
 from store.ids import new_id
 from store.messages import NewTransaction, Recipient, StoredMessage, record_transaction
 
@@ -37,7 +39,10 @@ log = logging.getLogger("mailkite.ingest")
 REPLY_TEMPFAIL = "451 4.3.0 Temporary local problem, please try again later"
 
 Authenticator = Callable[[SmtpEnvelope, bytes], Awaitable[AuthResults]]
-Scanner = Callable[[SmtpEnvelope, bytes, AuthResults], Awaitable[ScanResults]]
+# scan(envelope, raw, auth, domains): ``auth`` is the still-running authentication (a future: the
+# scanner awaits it only where it needs the verdicts), ``domains`` the recipient domains (their
+# scan policy: sender lists, fail-open). See inbound.scan.scanner for the ordering.
+Scanner = Callable[[SmtpEnvelope, bytes, Awaitable[AuthResults], Sequence[DomainInfo]], Awaitable[ScanResults]]
 
 
 async def no_authentication(envelope: SmtpEnvelope, raw: bytes) -> AuthResults:
@@ -45,9 +50,8 @@ async def no_authentication(envelope: SmtpEnvelope, raw: bytes) -> AuthResults:
     return AuthResults()
 
 
-async def no_scanning(envelope: SmtpEnvelope, raw: bytes, auth: AuthResults) -> ScanResults:
-    """The scanner used when no spam or virus engine is configured: ``unscanned``."""
-    return ScanResults()
+# The scanner used when no spam or virus engine is configured: ``unscanned``, sender lists applied.
+no_scanning: Scanner = MessageScanner()
 
 
 @dataclass
@@ -94,8 +98,7 @@ class IngestPipeline:
                    timings: dict[str, float]) -> IngestOutcome:
         loop = asyncio.get_running_loop()
         with _timed(timings, "checks"):
-            auth = await self.authenticate(envelope, raw)
-            scan = await self.scan(envelope, raw, auth)
+            auth, scan = await self._checks(envelope, raw, recipients)
         decision = decide(Facts(domains=tuple(r.domain for r in recipients), auth=auth, scan=scan,
                                 mail_from=envelope.mail_from))
         if decision.action != "accept":
@@ -131,6 +134,17 @@ class IngestPipeline:
         metrics.MESSAGE_BYTES.observe(len(raw))
         return IngestOutcome(f"250 2.0.0 Ok: queued as {' '.join(message_ids)}", "accepted", decision.reason,
                              message_ids, timings, auth, scan, len(parsed.parse_errors))
+
+    async def _checks(self, envelope: SmtpEnvelope, raw: bytes,
+                      recipients: list[Recipient]) -> tuple[AuthResults, ScanResults]:
+        """Authentication and scanning, concurrently: the scanner gets the authentication as a
+        future and awaits it only where it needs the verdicts (inbound.scan.scanner)."""
+        auth_task = asyncio.ensure_future(self.authenticate(envelope, raw))
+        try:
+            scan = await self.scan(envelope, raw, auth_task, [r.domain for r in recipients])
+            return await auth_task, scan
+        finally:
+            auth_task.cancel()  # no-op once done; stops it when the scan failed
 
     def _refused(self, decision: Decision, timings, auth, scan) -> IngestOutcome:
         outcome = "rejected" if decision.action == "reject" else "deferred"

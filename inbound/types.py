@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from inbound.auth.results import ArcResult, DkimResult, DmarcResult, SpfResult
+from inbound.scan.results import SenderListMatch, SpamCheck, VirusCheck
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,24 @@ class AuthResults:
 
 @dataclass(frozen=True)
 class ScanResults:
-    """Spam and virus verdicts as in the webhook ``spam`` and ``virus`` objects (DESIGN.md)."""
+    """Spam and virus verdicts (:mod:`inbound.scan`). ``spam`` / ``virus`` are exactly the webhook
+    ``spam`` and ``virus`` objects (DESIGN.md; ``spam`` also has ``required``); ``spam_check`` /
+    ``virus_check`` the typed verdicts behind them (with the ``failure`` reason of an engine that
+    gave none); ``sender_list`` the allow/block-list entry that decided, if any; ``headers`` the trace
+    fields (``X-Spam-Status``…, without trailing CRLF) prepended to the stored copy."""
 
-    spam: dict[str, Any] = field(default_factory=lambda: {"verdict": "unscanned", "score": 0.0, "engine": None,
-                                                          "symbols": []})
-    virus: dict[str, Any] = field(default_factory=lambda: {"verdict": "unscanned",
-                                                           "engine": None, "signatures": []})
+    spam_check: SpamCheck = field(default_factory=SpamCheck)
+    virus_check: VirusCheck = field(default_factory=VirusCheck)
+    sender_list: SenderListMatch | None = None
     headers: tuple[str, ...] = ()
+
+    @property
+    def spam(self) -> dict[str, Any]:
+        return self.spam_check.to_json()
+
+    @property
+    def virus(self) -> dict[str, Any]:
+        return self.virus_check.to_json()
 
 
 Action = Literal["accept", "reject", "defer"]

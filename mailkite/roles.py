@@ -66,16 +66,18 @@ async def _mx_main(settings: Settings) -> None:
     zr_sender = AsyncWebhookSender(settings.webhook_timeout_s)
     authenticator = Authenticator(Resolver([(ns.host, ns.port) for ns in settings.nameservers]),
                                   AuthConfig(authserv_id=settings.hostname))
+    scanner = components.scanner(settings)
     pipeline = IngestPipeline(db=db, blobs=blobs, links=components.link_signer(settings), zr_sender=zr_sender,
                               secret_box=components.secret_box(settings), parse_executor=executor,
-                              on_committed=relay.wake.set, authenticate=authenticator)
+                              on_committed=relay.wake.set, authenticate=authenticator, scan=scanner)
     handler = MXHandler(pipeline=pipeline, directory=DomainDirectory(lambda: load_domain_map(db)),
                         max_recipients=settings.max_recipients)
     listen = HostPort.parse(settings.mx_listen)
     server = await start_mx_server(handler, host=listen.host, port=listen.port, hostname=settings.hostname,
                                    max_message_bytes=settings.max_message_bytes,
                                    tls_context=components.tls_context(settings))
-    log.info("mx.listening", extra={"kv": {"listen": str(listen), "blobs": blobs.describe()}})
+    log.info("mx.listening", extra={"kv": {"listen": str(listen), "blobs": blobs.describe(),
+                                           "scanners": scanner.describe()}})
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -90,6 +92,7 @@ async def _mx_main(settings: Settings) -> None:
     relay_thread.join(timeout=5)
     await zr_sender.aclose()
     authenticator.close()
+    await scanner.aclose()
     executor.shutdown(wait=False, cancel_futures=True)
     db.dispose()
 
