@@ -11,6 +11,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from inbound.auth.results import DkimResult, DmarcResult, SpfResult
 from inbound.scan.engines import spam_engine_from_url, virus_engine_from_url
 from inbound.scan.errors import MessageTooLarge, ScannerUnavailable
 from inbound.scan.scanner import MessageScanner
@@ -146,9 +147,8 @@ def test_rspamd_clean_mail_is_ham(rspamd_server):
 
 
 def test_rspamd_takes_our_auth_verdicts_instead_of_its_dns(rspamd_server):
-    auth = AuthResults(spf={"result": "fail", "domain": "example.org"},
-                       dkim=[{"result": "pass", "domain": "example.org", "selector": "s1"}],
-                       dmarc={"result": "fail", "policy": "reject", "domain": "example.org"})
+    auth = AuthResults(spf=SpfResult("fail", "example.org"), dkim=(DkimResult("pass", "example.org", "s1"),),
+                       dmarc=DmarcResult("fail", "example.org", "reject"))
     check = run(_spam(rspamd_server.url, raw(message()), auth))
     symbols = {s.name: s for s in check.symbols}
     # rspamd's http_headers module inserts these from our request headers ("http header" option)
@@ -216,7 +216,7 @@ def test_virus_scan_runs_while_authentication_is_still_running(clamd_server, rsp
 
     async def authenticate():
         await virus_done.wait()
-        return AuthResults(spf={"result": "pass", "domain": "example.org"})
+        return AuthResults(spf=SpfResult("pass", "example.org"))
 
     async def main():
         auth = asyncio.ensure_future(authenticate())

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from inbound.auth.results import DkimResult, DmarcResult, SpfResult
+
 import pytest
 
 from inbound.policy import Facts, decide
@@ -184,10 +186,9 @@ def test_clamd_url_stream_max():
 
 
 def test_auth_verdicts_become_rspamd_http_headers():
-    auth = AuthResults(spf={"result": "softfail", "domain": "example.org"},
-                       dkim=[{"result": "pass", "domain": "example.org", "selector": "s1"},
-                             {"result": "permerror", "domain": "other.test", "selector": "x"}],
-                       dmarc={"result": "fail", "policy": "reject", "domain": "example.org"})
+    auth = AuthResults(spf=SpfResult("softfail", "example.org"),
+                       dkim=(DkimResult("pass", "example.org", "s1"), DkimResult("permerror", "other.test", "x")),
+                       dmarc=DmarcResult("fail", "example.org", "reject"))
     headers = {k: json.loads(v) for k, v in auth_request_headers(auth)}
     assert headers == {"SPF": {"result": "softfail"},
                        "DKIM": {"results": [{"result": "pass", "domain": "example.org"},

@@ -41,14 +41,12 @@ _DMARC = {"pass": "pass", "none": "na", "temperror": "tempfail", "permerror": "p
 
 def auth_request_headers(auth: AuthResults) -> list[tuple[str, str]]:
     """Our SPF/DKIM/DMARC verdicts as rspamd ``http_headers`` request headers (JSON values)."""
-    spf = _SPF.get(str(auth.spf.get("result")), "na")
-    dkim = [{"result": _DKIM.get(str(d.get("result")), "na"), "domain": d.get("domain") or "unknown"}
-            for d in auth.dkim]
-    dmarc_result = str(auth.dmarc.get("result"))
-    if dmarc_result == "fail":
-        dmarc = _DMARC_FAIL_BY_POLICY.get(str(auth.dmarc.get("policy")), "softfail")
+    spf = _SPF.get(auth.spf.result, "na")
+    dkim = [{"result": _DKIM.get(d.result, "na"), "domain": d.domain or "unknown"} for d in auth.dkim]
+    if auth.dmarc.result == "fail":
+        dmarc = _DMARC_FAIL_BY_POLICY.get(str(auth.dmarc.policy), "softfail")
     else:
-        dmarc = _DMARC.get(dmarc_result, "na")
+        dmarc = _DMARC.get(auth.dmarc.result, "na")
     return [("SPF", json.dumps({"result": spf})),
             ("DKIM", json.dumps({"results": dkim} if dkim else {"result": "na"})),
             ("DMARC", json.dumps({"result": dmarc}))]
