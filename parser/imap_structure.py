@@ -313,20 +313,35 @@ def _number(root: MimePart) -> dict[str, PartSpan]:
 def header_fields(header_block: bytes, names: list[str] | tuple[str, ...], exclude: bool = False) -> bytes:
     """``BODY[HEADER.FIELDS (names)]`` (or ``HEADER.FIELDS.NOT`` with ``exclude``) from a header block.
 
-    ``header_block``: a header section as stored (:attr:`ImapStructure.header_block`). Returns the
-    selected fields in their original order and text (continuation lines included), with CRLF line
-    ends, followed by the empty line that ends a header (RFC 3501 §6.4.5). Field names compare
+    ``header_block``: a header section as stored (:attr:`ImapStructure.header_block`, or
+    ``raw[s.header_start:s.body_start]`` of an ``"n.TEXT"`` span for ``BODY[n.HEADER.FIELDS …]``).
+    Returns the selected fields in their original order and text (continuation lines included),
+    with CRLF line ends, then the empty line that ends the header. Field names compare
     case-insensitively; a line without a colon has no name and matches no name.
+
+    RFC 3501 §6.4.5: "the blank line is included in all header fetches, except in the case of a
+    message which has no body and no blank line" - so a header block without its empty line gives
+    the fields alone.
     """
     wanted = {n.strip().lower().encode("ascii", "replace") for n in names}
     out = bytearray()
     for f in scan(header_block).fields:
         if (f.lname in wanted) != exclude:
-            out += to_crlf(header_block[f.start:f.end])
-            if not out.endswith(b"\n"):
-                out += b"\r\n"
-    out += b"\r\n"
-    return bytes(out)
+            out += header_block[f.start:f.end]
+    if header_block in (b"\n", b"\r\n") or header_block.endswith((b"\n\n", b"\n\r\n")):
+        out += b"\r\n"
+    return to_crlf(bytes(out))
+
+
+def wire_text(data: bytes) -> bytes:
+    """A section of the stored message as sent in a ``BODY[…]`` literal.
+
+    Bare LFs become CRLF (RFC 3501 §2.3.4: messages are exchanged with CRLF lines; sizes in
+    BODYSTRUCTURE and RFC822.SIZE already count them so) and NUL becomes 0x80 (a literal's CHAR8
+    excludes NUL, RFC 3501 §4.3 and §9; only BINARY[] may carry it, RFC 3516).
+    """
+    data = to_crlf(data)
+    return data.replace(b"\0", b"\x80") if b"\0" in data else data
 
 
 def to_crlf(data: bytes) -> bytes:
