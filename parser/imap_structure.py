@@ -20,6 +20,7 @@ Pure: no I/O. ``compute(raw)`` never raises on message content.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from parser.imap_mime import Field, MimePart, scan, virtual_size
@@ -325,12 +326,27 @@ def header_fields(header_block: bytes, names: list[str] | tuple[str, ...], exclu
     """
     wanted = {n.strip().lower().encode("ascii", "replace") for n in names}
     out = bytearray()
-    for f in scan(header_block).fields:
-        if (f.lname in wanted) != exclude:
-            out += header_block[f.start:f.end]
+    n, pos = len(header_block), 0
+    match = _FIELD.match
+    while pos < n:
+        m = match(header_block, pos)
+        if m.end() - pos <= 2 and not m.group(2) and header_block[pos:m.end()] in (b"\n", b"\r\n"):
+            break  # the empty line ending the header
+        name = m.group(1).rstrip(b" \t") if m.group(2) else b""
+        if len(name) > _HEADER_NAME_MAX:
+            name = b""
+        if (name.lower() in wanted) != exclude:
+            out += header_block[pos:m.end()]
+        pos = m.end()
     if header_block in (b"\n", b"\r\n") or header_block.endswith((b"\n\n", b"\n\r\n")):
         out += b"\r\n"
     return to_crlf(bytes(out))
+
+
+# One header field: the name up to the first colon of its first line (none: a nameless line), the
+# rest of that line, its continuation lines (starting with a space or tab), and its line break.
+_FIELD = re.compile(rb"([^:\n]*)(:?)[^\n]*(?:\n[ \t][^\n]*)*\n?")
+_HEADER_NAME_MAX = 1000
 
 
 def wire_text(data: bytes) -> bytes:
