@@ -95,7 +95,7 @@ def virtual_size(raw: bytes, start: int, end: int) -> int:
     return end - start + lfs - crlfs
 
 
-@dataclass
+@dataclass(eq=False)
 class _Boundary:
     value: bytes
     part: MimePart

@@ -177,6 +177,10 @@ class _PartData:
     location: bytes | None = None
 
 
+# Content-* fields sent as written (the first occurrence): RFC 2045 §7, §8; RFC 1864; RFC 2557 §4.2.
+_VERBATIM_FIELDS = {b"id": "id", b"md5": "md5", b"description": "description", b"location": "location"}
+
+
 def _part_data(part: MimePart) -> _PartData:
     d = _PartData()
     if not part.is_mime:
@@ -193,18 +197,10 @@ def _part_data(part: MimePart) -> _PartData:
         elif what == b"transfer-encoding":
             if d.encoding is None:
                 d.encoding = parse_transfer_encoding(f.value)
-        elif what == b"id":
-            if d.id is None:
-                d.id = _header_text(f.value)
-        elif what == b"md5":
-            if d.md5 is None:
-                d.md5 = _header_text(f.value)
-        elif what == b"description":
-            if d.description is None:
-                d.description = _header_text(f.value)
-        elif what == b"location":
-            if d.location is None:
-                d.location = _header_text(f.value)
+        elif what in _VERBATIM_FIELDS:
+            attr = _VERBATIM_FIELDS[what]
+            if getattr(d, attr) is None:
+                setattr(d, attr, _header_text(f.value))
         elif what == b"language":
             if not d.language:
                 d.language = tuple(parse_language(f.value))
@@ -317,7 +313,8 @@ def header_fields(header_block: bytes, names: list[str] | tuple[str, ...], exclu
     ``header_block``: a header section as stored (:attr:`ImapStructure.header_block`, or
     ``raw[s.header_start:s.body_start]`` of an ``"n.TEXT"`` span for ``BODY[n.HEADER.FIELDS …]``).
     Returns the selected fields in their original order and text (continuation lines included),
-    with CRLF line ends, then the empty line that ends the header. Field names compare
+    as sent (:func:`wire_text`: CRLF line ends, NUL as 0x80), then the empty line that ends the
+    header. Field names compare
     case-insensitively; a line without a colon has no name and matches no name.
 
     RFC 3501 §6.4.5: "the blank line is included in all header fetches, except in the case of a
@@ -340,7 +337,7 @@ def header_fields(header_block: bytes, names: list[str] | tuple[str, ...], exclu
         pos = m.end()
     if header_block in (b"\n", b"\r\n") or header_block.endswith((b"\n\n", b"\n\r\n")):
         out += b"\r\n"
-    return to_crlf(bytes(out))
+    return wire_text(bytes(out))
 
 
 # One header field: the name up to the first colon of its first line (none: a nameless line), the
