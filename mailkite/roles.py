@@ -25,7 +25,7 @@ from inbound.pipeline import IngestPipeline
 from inbound.recipients import DomainDirectory
 from mailkite import components
 from mailkite.config import ConfigError, HostPort, Settings
-from parser import parse
+from parser.ingest import parse_for_ingest
 from store.domains import load_domain_map
 
 log = logging.getLogger("mailkite.roles")
@@ -61,8 +61,10 @@ async def _mx_main(settings: Settings) -> None:
     relay_thread = threading.Thread(target=relay.run, args=(stop,), name="outbox-relay", daemon=True)
     relay_thread.start()
     executor = parse_executor(settings)
-    # Warm the pool: the first parse imports flanker in the child (~0.2 s), not a sender's problem.
-    await asyncio.get_running_loop().run_in_executor(executor, parse, b"Subject: warm-up\r\n\r\nx\r\n")
+    # Warm the pool: the first call imports flanker and the IMAP structure code in the child
+    # (~0.2 s), which is not a sender's problem.
+    warm = b"Subject: warm-up\r\n\r\nx\r\n"
+    await asyncio.get_running_loop().run_in_executor(executor, parse_for_ingest, warm, warm)
     zr_sender = AsyncWebhookSender(settings.webhook_timeout_s)
     authenticator = Authenticator(Resolver([(ns.host, ns.port) for ns in settings.nameservers]),
                                   AuthConfig(authserv_id=settings.hostname))

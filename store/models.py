@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    LargeBinary,
     Boolean,
     DateTime,
     Float,
@@ -249,4 +250,27 @@ class ThreadLink(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
     msgid_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     thread_id: Mapped[str] = mapped_column(String(40), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MessageStructure(Base):
+    """IMAP structures of one stored SMTP transaction (RFC 3501 §7.4.2, §6.4.5), computed at ingest.
+
+    One row per transaction: its recipients' message rows share the raw blob, so they share these
+    bytes too. ``envelope``/``bodystructure``/``body`` are wire forms; ``header_block`` is the
+    top-level header as stored (``BODY[HEADER]``); ``parts`` maps part numbers to
+    ``[header_start, body_start, end]`` offsets into the raw blob (JSON text, decoded only when a part
+    is fetched); ``size`` is RFC822.SIZE.
+    None for zero-retention mail (DESIGN.md "Invariants").
+    """
+
+    __tablename__ = "imap_structures"
+
+    transaction_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    bodystructure: Mapped[bytes] = mapped_column(LargeBinary)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    header_block: Mapped[bytes] = mapped_column(LargeBinary)
+    parts: Mapped[str] = mapped_column(Text)  # JSON {"1.2": [header_start, body_start, end], …}
+    size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
