@@ -6,7 +6,10 @@ sessions. Two phases per database:
 
 1. throughput: N messages as fast as the K sessions go → accepted messages/s;
 2. latency: a paced load (default 100 messages/s for 10 s) → p50/p95/p99 from the moment the
-   client hands the message to DATA until the webhook reaches the receiver.
+   client hands the message to DATA until the webhook reaches the receiver;
+
+and, during phase 1, the NOOP round trip of one more session: CPU-heavy ingest work must not stall
+the SMTP event loop for other sessions.
 
 Prints figures; asserts nothing. Usage::
 
@@ -127,6 +130,34 @@ def send_all(port: int, messages: list[tuple[str, bytes]], sessions: int, rate: 
     return time.perf_counter() - start
 
 
+class NoopProbe:
+    """A separate SMTP session sending NOOP every 20 ms: its round-trip times show whether ingest
+    work (parsing, storing) ever stalls the MX event loop for other sessions."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=60) as c:
+            c.ehlo("probe.test")
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                c.noop()
+                self.samples.append((time.perf_counter() - t0) * 1000)
+                self._stop.wait(0.02)
+
+    def __enter__(self) -> "NoopProbe":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def wait_received(path: Path, tags: set[str], timeout: float) -> dict[str, float]:
     deadline = time.monotonic() + timeout
     got: dict[str, float] = {}
@@ -176,7 +207,8 @@ def run(db_kind: str, args, workdir: Path) -> dict:
         batch = [(tag, make_message(rng, tag)) for tag in (uuid.uuid4().hex for _ in range(args.messages))]
         total_bytes = sum(len(r) for _, r in batch)
         sent_at: dict[str, float] = {}
-        wall = send_all(inst.mx_port, batch, args.sessions, None, sent_at)
+        with NoopProbe(inst.mx_port) as probe:
+            wall = send_all(inst.mx_port, batch, args.sessions, None, sent_at)
         wait_received(received, {t for t, _ in batch}, 300)
         accepted_rate = len(sent_at) / wall
 
@@ -191,6 +223,7 @@ def run(db_kind: str, args, workdir: Path) -> dict:
             "accepted_per_s": accepted_rate, "offered_per_s": len(paced) / paced_wall,
             "p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99),
             "max": max(latencies), "mean": statistics.mean(latencies), "missing": missing,
+            "noop_p50": pct(probe.samples, 50), "noop_p99": pct(probe.samples, 99), "noop_max": max(probe.samples),
         }
     finally:
         inst.stop_all()
@@ -224,6 +257,9 @@ def main() -> None:
         print(f"{r['db']:<11} {r['messages']:>5} {r['avg_kb']:>7.1f} {r['accepted_per_s']:>11.1f} | "
               f"{r['offered_per_s']:>9.1f} {r['p50']:>7.1f} {r['p95']:>7.1f} {r['p99']:>7.1f} {r['max']:>7.1f} "
               f"{r['missing']:>5}")
+    print("\nevent-loop responsiveness during the throughput phase (NOOP round trip on another session):")
+    for r in results:
+        print(f"{r['db']:<11} p50 {r['noop_p50']:.1f} ms, p99 {r['noop_p99']:.1f} ms, max {r['noop_max']:.1f} ms")
 
 
 if __name__ == "__main__":
