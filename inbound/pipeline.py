@@ -34,7 +34,8 @@ from store.blobs import BlobStore
 from store.db import Database
 from store.domains import DomainInfo
 from store.ids import new_id
-from store.messages import NewTransaction, Recipient, StoredMessage, record_transaction
+from store.messages import NewTransaction, Recipient, StoredMessage, record_transaction_in
+from store.writer import BatchWriter
 
 log = logging.getLogger("mailkite.ingest")
 
@@ -71,13 +72,15 @@ class IngestOutcome:
 
 
 class IngestPipeline:
-    """One per MX process. ``parse_executor`` None means the loop's default thread pool."""
+    """One per MX process. ``parse_executor`` None means the loop's default thread pool; ``writer``
+    (default: one of its own) commits the rows, batching concurrent transactions."""
 
     def __init__(self, *, db: Database, blobs: BlobStore, links: LinkSigner, zr_sender: AsyncWebhookSender,
                  secret_box, parse_executor: Executor | None = None,
                  authenticate: Authenticator = no_authentication, scan: Scanner = no_scanning,
-                 on_committed: Callable[[], None] | None = None) -> None:
+                 on_committed: Callable[[], None] | None = None, writer: BatchWriter | None = None) -> None:
         self.db = db
+        self.writer = writer or BatchWriter(db)
         self.blobs = blobs
         self.parse_executor = parse_executor
         self.authenticate = authenticate
@@ -130,8 +133,7 @@ class IngestPipeline:
             message_ids += zr_ids
         if kept:
             with _timed(timings, "store"):
-                stored = await asyncio.to_thread(self._store, envelope, stored_raw, parsed, kept, auth, scan,
-                                                 structure)
+                stored = await self._store(envelope, stored_raw, parsed, kept, auth, scan, structure)
             message_ids += [m.id for m in stored]
             if self.on_committed:
                 self.on_committed()
@@ -157,21 +159,26 @@ class IngestPipeline:
         reply = decision.reply or (REPLY_TEMPFAIL if outcome == "deferred" else "550 5.7.1 Message refused")
         return IngestOutcome(reply, outcome, decision.reason, [], timings, auth, scan)
 
-    def _store(self, envelope: SmtpEnvelope, stored_raw: bytes, parsed: ParsedMessage,
-               recipients: list[Recipient], auth: AuthResults, scan: ScanResults,
-               structure: ImapStructure | None = None) -> list[StoredMessage]:
-        """Blocking: write both blobs, then the rows in one transaction; undo the blobs on failure."""
+    async def _store(self, envelope: SmtpEnvelope, stored_raw: bytes, parsed: ParsedMessage,
+                     recipients: list[Recipient], auth: AuthResults, scan: ScanResults,
+                     structure: ImapStructure | None = None) -> list[StoredMessage]:
+        """Write both blobs (in parallel, each durable), then the rows through the group-commit
+        writer; on any failure remove the blobs written, and raise."""
         txn_id = new_id("txn")
         day = envelope.received_at.strftime("%Y/%m/%d")
         raw_key, parsed_key = f"raw/{day}/{txn_id}.eml", f"parsed/{day}/{txn_id}.json"
-        parsed_doc = json.dumps(parsed.to_json(), ensure_ascii=False, separators=(",", ":"))
-        written: list[str] = []
+
+        def put_parsed() -> None:
+            doc = json.dumps(parsed.to_json(), ensure_ascii=False, separators=(",", ":"))
+            self.blobs.put(parsed_key, doc.encode("utf-8", "replace"), "application/json")
+
+        puts = await asyncio.gather(asyncio.to_thread(self.blobs.put, raw_key, stored_raw, "message/rfc822"),
+                                    asyncio.to_thread(put_parsed), return_exceptions=True)
         try:
-            self.blobs.put(raw_key, stored_raw, "message/rfc822")
-            written.append(raw_key)
-            self.blobs.put(parsed_key, parsed_doc.encode("utf-8", "replace"), "application/json")
-            written.append(parsed_key)
-            return record_transaction(self.db, NewTransaction(
+            for outcome in puts:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            tx = NewTransaction(
                 transaction_id=txn_id, recipients=recipients, mail_from=envelope.mail_from,
                 client_ip=envelope.client_ip, helo=envelope.helo, tls=envelope.tls,
                 received_at=envelope.received_at, size=len(stored_raw), sha256=parsed.sha256,
@@ -181,14 +188,22 @@ class IngestPipeline:
                 from_name=parsed.from_.name if parsed.from_ else None, date=parsed.date,
                 parse_errors=parsed.parse_errors, auth=auth.to_json(), spam=scan.spam, virus=scan.virus,
                 imap_structure=structure,
-            ))
+            )
+            return await asyncio.wrap_future(self.writer.submit(lambda session: record_transaction_in(session, tx)))
         except BaseException:
-            for key in written:
-                try:
-                    self.blobs.delete(key)
-                except Exception:  # noqa: BLE001 - best effort cleanup; the reply is 451 anyway
-                    log.warning("ingest.cleanup_failed", extra={"kv": {"blob": key}})
+            await asyncio.to_thread(self._delete_blobs, raw_key, parsed_key)
             raise
+
+    def _delete_blobs(self, *keys: str) -> None:
+        for key in keys:
+            try:
+                self.blobs.delete(key)
+            except Exception:  # noqa: BLE001 - best effort cleanup; the reply is 451 anyway
+                log.warning("ingest.cleanup_failed", extra={"kv": {"blob": key}})
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer thread."""
+        self.writer.close()
 
 
 def _with_trace_headers(raw: bytes, auth: AuthResults, scan: ScanResults) -> bytes:

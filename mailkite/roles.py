@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -25,7 +26,7 @@ from inbound.pipeline import IngestPipeline
 from inbound.recipients import DomainDirectory
 from mailkite import components
 from mailkite.config import ConfigError, HostPort, Settings
-from parser.ingest import parse_for_ingest
+from parser.ingest import warm_up
 from store.domains import load_domain_map
 
 log = logging.getLogger("mailkite.roles")
@@ -40,9 +41,10 @@ def _require_redis(settings: Settings) -> str:
 
 
 def parse_executor(settings: Settings) -> Executor:
-    """Where MIME parsing runs: a small process pool, so parsing big messages never holds the MX
-    event loop (or its GIL) hostage."""
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    """Where MIME parsing runs: a process pool, one process per core, so parsing big messages never
+    holds the MX event loop (or its GIL) hostage."""
+    return ProcessPoolExecutor(max_workers=max(1, os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=warm_up)
 
 
 def run_mx(settings: Settings) -> None:
@@ -61,10 +63,8 @@ async def _mx_main(settings: Settings) -> None:
     relay_thread = threading.Thread(target=relay.run, args=(stop,), name="outbox-relay", daemon=True)
     relay_thread.start()
     executor = parse_executor(settings)
-    # Warm the pool: the first call imports flanker and the IMAP structure code in the child
-    # (~0.2 s), which is not a sender's problem.
-    warm = b"Subject: warm-up\r\n\r\nx\r\n"
-    await asyncio.get_running_loop().run_in_executor(executor, parse_for_ingest, warm, warm)
+    # Start the pool's processes now (each warms up in its initializer), not at the first message.
+    await asyncio.get_running_loop().run_in_executor(executor, warm_up)
     zr_sender = AsyncWebhookSender(settings.webhook_timeout_s)
     authenticator = Authenticator(Resolver([(ns.host, ns.port) for ns in settings.nameservers]),
                                   AuthConfig(authserv_id=settings.hostname))
@@ -93,6 +93,7 @@ async def _mx_main(settings: Settings) -> None:
     relay.wake.set()
     relay_thread.join(timeout=5)
     await zr_sender.aclose()
+    pipeline.close()
     authenticator.close()
     await scanner.aclose()
     executor.shutdown(wait=False, cancel_futures=True)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Iterable, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from store.db import Database
-from store.models import MessageStructure
+from store.models import MessageStructure, utcnow
 
 # Ids per query: under SQLite's bound-parameter limit, large enough that 10,000 messages take 10.
 QUERY_CHUNK = 1000
@@ -74,9 +74,13 @@ def structure_row(transaction_id: str, structure: Any) -> ImapStructureRow:
 
 def add_structure(s: Session, row: ImapStructureRow) -> None:
     """Stage ``row`` in the caller's transaction (committed with the message rows)."""
-    s.add(MessageStructure(
-        transaction_id=row.transaction_id, envelope=row.envelope, bodystructure=row.bodystructure,
-        body=row.body, header_block=row.header_block, parts=row.parts_json, size=row.size))
+    s.connection().execute(_INSERT, {
+        "transaction_id": row.transaction_id, "envelope": row.envelope, "bodystructure": row.bodystructure,
+        "body": row.body, "header_block": row.header_block, "parts": row.parts_json, "size": row.size,
+        "created_at": utcnow()})
+
+
+_INSERT = insert(MessageStructure.__table__)
 
 
 _COLUMNS = (MessageStructure.transaction_id, MessageStructure.envelope, MessageStructure.bodystructure,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -46,6 +46,22 @@ def message_ids_of(message_id: str | None, in_reply_to: str | None, references: 
     return list(dict.fromkeys(i for i in ids if i))
 
 
+_LINKS = ThreadLink.__table__
+_MESSAGES = Message.__table__
+# Prebuilt Core statements (this runs in every ingest transaction).
+_THREADS_OF = (select(_LINKS.c.thread_id, _LINKS.c.created_at)
+               .where(_LINKS.c.account_id == bindparam("account_id"),
+                      _LINKS.c.msgid_sha256.in_(bindparam("shas", expanding=True))))
+_RELINK = (update(_LINKS).where(_LINKS.c.account_id == bindparam("b_account"),
+                                _LINKS.c.thread_id.in_(bindparam("b_losers", expanding=True)))
+           .values(thread_id=bindparam("b_winner")))
+_REPOINT_MESSAGES = (update(_MESSAGES).where(_MESSAGES.c.account_id == bindparam("b_account"),
+                                             _MESSAGES.c.thread_id.in_(bindparam("b_losers", expanding=True)))
+                     .values(thread_id=bindparam("b_winner")))
+_INSERT_LINKS = {name: ins(_LINKS).on_conflict_do_nothing(index_elements=["account_id", "msgid_sha256"])
+                 for name, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+
+
 def assign_thread(s: Session, account_id: str, *, message_id: str | None, in_reply_to: str | None,
                   references: list[str], thread_key: str | None, fallback: str) -> str:
     """Link a new message's ids inside the caller's transaction; returns its ``thr_`` thread id.
@@ -55,38 +71,35 @@ def assign_thread(s: Session, account_id: str, *, message_id: str | None, in_rep
     ids = message_ids_of(message_id, in_reply_to, references)
     if not ids:
         return thread_id_for(account_id, thread_key, fallback)
-    shas = {_sha(i) for i in ids}
-    found = _threads_of(s, account_id, shas)
-    thread = _merge(s, account_id, found) if found else thread_id_for(account_id, thread_key, fallback)
+    conn = s.connection()
+    shas = sorted({_sha(i) for i in ids})
+    found = _threads_of(conn, account_id, shas)
+    thread = _merge(conn, account_id, found) if found else thread_id_for(account_id, thread_key, fallback)
     now = utcnow()
-    rows = [{"account_id": account_id, "msgid_sha256": h, "thread_id": thread, "created_at": now}
-            for h in sorted(shas)]
-    dialect = s.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    s.execute(insert(ThreadLink).values(rows).on_conflict_do_nothing(index_elements=["account_id", "msgid_sha256"]))
+    conn.execute(_INSERT_LINKS[conn.dialect.name],
+                 [{"account_id": account_id, "msgid_sha256": h, "thread_id": thread, "created_at": now} for h in shas])
+    if conn.dialect.name == "sqlite":
+        return thread  # SQLite has one writer at a time: nobody can have linked our ids meanwhile
     # A concurrent writer may have linked one of our ids to another thread meanwhile: join up.
-    again = _threads_of(s, account_id, shas)
-    return _merge(s, account_id, again) if len(again) > 1 else thread
+    again = _threads_of(conn, account_id, shas)
+    return _merge(conn, account_id, again) if len(again) > 1 else thread
 
 
-def _threads_of(s: Session, account_id: str, shas: set[str]) -> dict[str, object]:
+def _threads_of(conn: Connection, account_id: str, shas: list[str]) -> dict[str, object]:
     """thread id → its oldest link time, for the threads the given ids are linked to."""
-    rows = s.execute(select(ThreadLink.thread_id, ThreadLink.created_at)
-                     .where(ThreadLink.account_id == account_id, ThreadLink.msgid_sha256.in_(shas))).all()
     out: dict[str, object] = {}
-    for thread, created in rows:
+    for thread, created in conn.execute(_THREADS_OF, {"account_id": account_id, "shas": shas}):
         if thread not in out or created < out[thread]:
             out[thread] = created
     return out
 
 
-def _merge(s: Session, account_id: str, threads: dict[str, object]) -> str:
+def _merge(conn: Connection, account_id: str, threads: dict[str, object]) -> str:
     """Make the given threads one: the oldest survives (ties: the smallest id); returns it."""
     winner = min(threads, key=lambda t: (threads[t], t))
     losers = [t for t in threads if t != winner]
     if losers:
-        s.execute(update(ThreadLink).where(ThreadLink.account_id == account_id, ThreadLink.thread_id.in_(losers))
-                  .values(thread_id=winner))
-        s.execute(update(Message).where(Message.account_id == account_id, Message.thread_id.in_(losers))
-                  .values(thread_id=winner))
+        params = {"b_account": account_id, "b_losers": losers, "b_winner": winner}
+        conn.execute(_RELINK, params)
+        conn.execute(_REPOINT_MESSAGES, params)
     return winner

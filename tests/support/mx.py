@@ -52,7 +52,7 @@ class MXThread:
     async def _start(self) -> None:
         self.executor = ThreadPoolExecutor(2)
         self.sender = AsyncWebhookSender(5.0)
-        pipeline = IngestPipeline(db=self.db, blobs=self.blobs,
+        self.pipeline = pipeline = IngestPipeline(db=self.db, blobs=self.blobs,
                                   links=LinkSigner(SECRET, "http://127.0.0.1:1", 3600),
                                   zr_sender=self.sender, secret_box=SecretBox(SECRET),
                                   parse_executor=self.executor)
@@ -73,6 +73,7 @@ class MXThread:
             await self.sender.aclose()
 
         asyncio.run_coroutine_threadsafe(_close(), self.loop).result(10)
+        self.pipeline.close()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.executor.shutdown(wait=True)

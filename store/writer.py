@@ -1,0 +1,100 @@
+"""Group commit: one writer thread that commits the jobs submitted to it in batches.
+
+Ingest transactions arrive from many SMTP sessions at once. Each taking the database's write lock
+on its own (SQLite: the whole file; PostgreSQL: a commit fsync) makes them queue behind each other
+with the lock held during seconds of Python work under load. The writer instead takes every job
+waiting (up to ``max_batch``), runs each in its own SAVEPOINT inside ONE transaction and commits
+once: a job that raises is rolled back alone and gets its exception; a failed commit fails every
+job of the batch (nothing of it was stored).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Callable, TypeVar
+
+from prometheus_client import Histogram
+from sqlalchemy.orm import Session
+
+from store.db import Database
+
+log = logging.getLogger("mailkite.store.writer")
+
+T = TypeVar("T")
+_STOP = object()
+
+BATCH_SIZE = Histogram("mailkite_db_write_batch_size", "Jobs committed together by the group-commit writer",
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+BATCH_SECONDS = Histogram("mailkite_db_write_batch_seconds", "Time to run and commit one batch",
+                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+
+class BatchWriter:
+    """``submit(job)`` → a :class:`concurrent.futures.Future` of ``job(session)``'s result, resolved
+    once the batch holding it is committed (or with the exception that stopped it)."""
+
+    def __init__(self, db: Database, *, max_batch: int = 64, name: str = "db-writer") -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[Session], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((job, future))
+        return future
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Commit what is queued, then stop the thread."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Callable[[Session], object], Future]]) -> None:
+        BATCH_SIZE.observe(len(batch))
+        with BATCH_SECONDS.time():
+            self._commit_batch(batch)
+
+    def _commit_batch(self, batch: list[tuple[Callable[[Session], object], Future]]) -> None:
+        outcomes: list[tuple[Future, object, BaseException | None]] = []
+        try:
+            with self.db.session() as s:
+                for job, future in batch:
+                    if not future.set_running_or_notify_cancel():
+                        continue
+                    try:
+                        with s.begin_nested():
+                            outcomes.append((future, job(s), None))
+                    except Exception as exc:  # noqa: BLE001 - handed to the job's submitter
+                        outcomes.append((future, None, exc))
+        except Exception as exc:  # noqa: BLE001 - the commit failed: nothing of the batch is stored
+            log.warning("writer.batch_failed", extra={"kv": {"jobs": len(batch), "error": str(exc)[:200]}})
+            for future, _, _ in outcomes:
+                future.set_exception(exc)
+            return
+        for future, result, exc in outcomes:
+            if exc is None:
+                future.set_result(result)
+            else:
+                future.set_exception(exc)
