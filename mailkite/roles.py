@@ -18,6 +18,7 @@ from delivery.queue import connect_redis, queue_depth, webhook_queue
 from delivery.relay import OutboxRelay
 from delivery.sender import AsyncWebhookSender, WebhookSender
 from delivery.worker import WorkerContext, run_worker
+from imapwindow.notify import Publisher
 from inbound.mx import MXHandler, start_mx_server
 from inbound.pipeline import IngestPipeline
 from inbound.recipients import DomainDirectory
@@ -62,9 +63,11 @@ async def _mx_main(settings: Settings) -> None:
     # Warm the pool: the first parse imports flanker in the child (~0.2 s), not a sender's problem.
     await asyncio.get_running_loop().run_in_executor(executor, parse, b"Subject: warm-up\r\n\r\nx\r\n")
     zr_sender = AsyncWebhookSender(settings.webhook_timeout_s)
+    imap_events = Publisher(settings.redis_url)
     pipeline = IngestPipeline(db=db, blobs=blobs, links=components.link_signer(settings), zr_sender=zr_sender,
                               secret_box=components.secret_box(settings), parse_executor=executor,
-                              on_committed=relay.wake.set)
+                              on_committed=relay.wake.set,
+                              on_stored=lambda stored: imap_events.mail_stored({m.domain for m in stored}))
     handler = MXHandler(pipeline=pipeline, directory=DomainDirectory(lambda: load_domain_map(db)),
                         max_recipients=settings.max_recipients)
     listen = HostPort.parse(settings.mx_listen)
@@ -85,6 +88,7 @@ async def _mx_main(settings: Settings) -> None:
     relay.wake.set()
     relay_thread.join(timeout=5)
     await zr_sender.aclose()
+    imap_events.close()
     executor.shutdown(wait=False, cancel_futures=True)
     db.dispose()
 
@@ -111,3 +115,32 @@ def run_worker_role(settings: Settings, *, with_relay: bool = True, burst: bool 
                         sender=WebhookSender(settings.webhook_timeout_s), schedule=settings.retry_schedule,
                         timeout_s=settings.webhook_timeout_s)
     run_worker(ctx, connect_redis(_require_redis(settings)), with_relay=with_relay, burst=burst)
+
+
+def run_imap(settings: Settings) -> None:
+    """The IMAP window on ``IMAP_LISTEN`` (implicit TLS), with its Redis subscription for IDLE."""
+    asyncio.run(_imap_main(settings))
+
+
+async def _imap_main(settings: Settings) -> None:
+    from imapwindow.server import ImapServer, build_context  # noqa: PLC0415 - only the imap role needs it
+    from imapwindow.context import ImapLimits  # noqa: PLC0415
+
+    redis_url = _require_redis(settings)
+    db = components.database(settings)
+    publisher = Publisher(redis_url)
+    ctx = build_context(db, components.blob_store(settings), hostname=settings.hostname, publisher=publisher,
+                        limits=ImapLimits(max_connections_per_account=settings.imap_max_connections_per_account))
+    server = ImapServer(ctx, components.tls_context(settings), redis_url)
+    listen = HostPort.parse(settings.imap_listen)
+    await server.start(listen.host, listen.port)
+    log.info("imap.listening", extra={"kv": {"listen": str(listen)}})
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("imap.stopping", extra={"kv": {"connections": len(server.connections)}})
+    await server.stop()
+    publisher.close()
+    db.dispose()

@@ -129,18 +129,20 @@ def thread_id_for(account_id: str, thread_key: str | None, fallback: str) -> str
     return "thr_" + hashlib.sha256(f"{account_id}\0{basis}".encode()).hexdigest()[:26]
 
 
-def _allocate_uids(session: Session, domain_id: str, count: int) -> int:
-    """Reserve ``count`` IMAP UIDs of a domain inside the current transaction; returns the first.
+def _allocate_uids(session: Session, domain_id: str, count: int) -> tuple[int, int]:
+    """Reserve ``count`` IMAP UIDs and one mod-sequence of a domain inside the current transaction;
+    returns ``(first uid, modseq)``.
 
     The row update takes the domain row's write lock (PostgreSQL) or the database lock (SQLite), so
-    UIDs are handed out in commit order (RFC 3501 §2.3.1.1: strictly ascending).
+    UIDs are handed out in commit order (RFC 3501 §2.3.1.1: strictly ascending), and so are the
+    RFC 7162 mod-sequences the new messages carry.
     """
-    first = session.execute(
+    first, modseq = session.execute(
         update(Domain).where(Domain.id == domain_id)
-        .values(imap_next_uid=Domain.imap_next_uid + count)
-        .returning(Domain.imap_next_uid)
-    ).scalar_one()
-    return int(first) - count
+        .values(imap_next_uid=Domain.imap_next_uid + count, imap_highest_modseq=Domain.imap_highest_modseq + 1)
+        .returning(Domain.imap_next_uid, Domain.imap_highest_modseq)
+    ).one()
+    return int(first) - count, int(modseq)
 
 
 def record_transaction(db: Database, tx: NewTransaction) -> list[StoredMessage]:
@@ -153,13 +155,14 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
     """:func:`record_transaction` inside the caller's session (same commit as the caller's own rows)."""
     stored: list[StoredMessage] = []
     uids: dict[str, int] = {}
+    modseqs: dict[str, int] = {}
     with_uid = tx.status == MessageStatus.ACCEPTED and tx.retention == Retention.STORED
     if with_uid:
         counts: dict[str, int] = {}
         for r in tx.recipients:
             counts[r.domain.id] = counts.get(r.domain.id, 0) + 1
         for domain_id in sorted(counts):
-            uids[domain_id] = _allocate_uids(s, domain_id, counts[domain_id])
+            uids[domain_id], modseqs[domain_id] = _allocate_uids(s, domain_id, counts[domain_id])
     for i, r in enumerate(tx.recipients):
         msg_id = tx.message_ids[i] if tx.message_ids else new_id("msg")
         uid = None
@@ -182,7 +185,7 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
             date=tx.date if keep_content else None,
             size=tx.size, sha256=tx.sha256, raw_key=tx.raw_key, parsed_key=tx.parsed_key,
             parse_errors=list(tx.parse_errors), auth=tx.auth, spam=tx.spam, virus=tx.virus,
-            seen=False, flagged=False, answered=False,
+            seen=False, flagged=False, answered=False, modseq=modseqs.get(r.domain.id, 1),
         ))
         event_ids: list[str] = []
         endpoint_ids: list[str] = []
