@@ -25,7 +25,9 @@ from inbound import metrics
 from inbound.policy import Facts, decide
 from inbound.types import AuthResults, Decision, ScanResults, SmtpEnvelope
 from inbound.zero_retention import ZeroRetentionDelivery
-from parser import ParsedMessage, parse
+from parser import ParsedMessage
+from parser.imap_structure import ImapStructure
+from parser.ingest import parse_for_ingest
 from store.blobs import BlobStore
 from store.db import Database
 from store.ids import new_id
@@ -103,11 +105,13 @@ class IngestPipeline:
         if decision.action != "accept":
             return self._refused(decision, timings, auth, scan)
 
-        with _timed(timings, "parse"):
-            parsed: ParsedMessage = await loop.run_in_executor(self.parse_executor, parse, raw)
         stored_raw = _with_trace_headers(raw, auth, scan)
         zr = [r for r in recipients if r.domain.zero_retention]
         kept = [r for r in recipients if not r.domain.zero_retention]
+        with _timed(timings, "parse"):
+            # IMAP structures are computed on the bytes as stored, only when something is stored.
+            parsed, structure = await loop.run_in_executor(
+                self.parse_executor, parse_for_ingest, raw, stored_raw if kept else None)
         message_ids: list[str] = []
 
         if zr:
@@ -121,7 +125,8 @@ class IngestPipeline:
             message_ids += zr_ids
         if kept:
             with _timed(timings, "store"):
-                stored = await asyncio.to_thread(self._store, envelope, stored_raw, parsed, kept, auth, scan)
+                stored = await asyncio.to_thread(self._store, envelope, stored_raw, parsed, kept, auth, scan,
+                                                 structure)
             message_ids += [m.id for m in stored]
             if self.on_committed:
                 self.on_committed()
@@ -139,7 +144,8 @@ class IngestPipeline:
         return IngestOutcome(reply, outcome, decision.reason, [], timings, auth, scan)
 
     def _store(self, envelope: SmtpEnvelope, stored_raw: bytes, parsed: ParsedMessage,
-               recipients: list[Recipient], auth: AuthResults, scan: ScanResults) -> list[StoredMessage]:
+               recipients: list[Recipient], auth: AuthResults, scan: ScanResults,
+               structure: ImapStructure | None = None) -> list[StoredMessage]:
         """Blocking: write both blobs, then the rows in one transaction; undo the blobs on failure."""
         txn_id = new_id("txn")
         day = envelope.received_at.strftime("%Y/%m/%d")
@@ -160,6 +166,7 @@ class IngestPipeline:
                 subject=parsed.subject, from_address=parsed.from_.address if parsed.from_ else None,
                 from_name=parsed.from_.name if parsed.from_ else None, date=parsed.date,
                 parse_errors=parsed.parse_errors, auth=auth.to_json(), spam=scan.spam, virus=scan.virus,
+                imap_structure=structure,
             ))
         except BaseException:
             for key in written:

@@ -21,6 +21,7 @@ from store.domains import DomainInfo
 from store.endpoints import endpoints_for_domain
 from store.errors import NotFound
 from store.ids import new_id
+from store.imap_structures import add_structure, structure_row
 from store.models import Domain, Event, EventState, Message, MessageStatus, OutboxEntry, Retention
 
 
@@ -64,6 +65,9 @@ class NewTransaction:
     virus: dict[str, Any] = field(default_factory=dict)
     create_events: bool = True
     message_ids: list[str] | None = None  # chosen by the caller (one per recipient), else generated
+    # parser.imap_structure.ImapStructure of the stored raw (duck-typed: store.imap_structures);
+    # stored only for retained, accepted mail.
+    imap_structure: Any = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,8 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
                 event_ids.append(evt_id)
                 endpoint_ids.append(ep.id)
         stored.append(StoredMessage(msg_id, r.inbox, r.domain.name, uid, tuple(event_ids), tuple(endpoint_ids)))
+    if with_uid and tx.imap_structure is not None:
+        add_structure(s, structure_row(tx.transaction_id, tx.imap_structure))
     s.flush()
     return stored
 

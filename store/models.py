@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    LargeBinary,
     Boolean,
     DateTime,
     Float,
@@ -260,3 +261,25 @@ class AppPassword(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class MessageStructure(Base):
+    """IMAP structures of one stored SMTP transaction (RFC 3501 §7.4.2, §6.4.5), computed at ingest.
+
+    One row per transaction: its recipients' message rows share the raw blob, so they share these
+    bytes too. ``envelope``/``bodystructure``/``body`` are wire forms; ``header_block`` is the
+    top-level header as stored (``BODY[HEADER]``); ``parts`` maps part numbers to
+    ``[header_start, body_start, end]`` offsets into the raw blob; ``size`` is RFC822.SIZE.
+    None for zero-retention mail (DESIGN.md "Invariants").
+    """
+
+    __tablename__ = "imap_structures"
+
+    transaction_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    bodystructure: Mapped[bytes] = mapped_column(LargeBinary)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    header_block: Mapped[bytes] = mapped_column(LargeBinary)
+    parts: Mapped[dict[str, list[int]]] = mapped_column(JSONType, default=dict)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

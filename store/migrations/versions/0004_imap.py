@@ -1,14 +1,14 @@
 """IMAP window: app-passwords, CONDSTORE mod-sequences, indexes for mailbox views
 
 Revision ID: 0004_imap
-Revises: 0001
+Revises: 0003_imap_structure (0001 before issue 4 merged)
 Create Date: 2026-11-22
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0004_imap"
-down_revision = "0001"
+down_revision = "0003_imap_structure"
 branch_labels = None
 depends_on = None
 
