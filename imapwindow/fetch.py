@@ -12,7 +12,8 @@ from typing import Any
 
 from imapwindow.parsing.fetch import BodySection, FetchRequest
 from imapwindow.responses import flags_out, internaldate_out, literal_out
-from imapwindow.sections import header_fields, split_header, to_crlf
+from imapwindow.sections import split_header
+from parser.imap_structure import header_fields, to_crlf
 from store.imap import MessageMeta
 
 _META_ITEMS = {"INTERNALDATE"}
@@ -68,6 +69,8 @@ def section_data(sec: BodySection, st: Any, raw: bytes | None) -> bytes | None:
 
 
 def _section_raw(sec: BodySection, st: Any, raw: bytes | None) -> bytes | None:
+    """Offsets per :mod:`parser.imap_structure`: ``"TEXT"`` spans the top-level body, part ``n`` its
+    body (``n.MIME`` its MIME header), and ``"n.TEXT"`` the message inside a message/rfc822 part."""
     if not sec.part:
         if sec.specifier is None:
             return raw
@@ -85,22 +88,21 @@ def _section_raw(sec: BodySection, st: Any, raw: bytes | None) -> bytes | None:
     span = st.parts.get(number)
     if span is None:
         return None
-    if sec.specifier in ("TEXT", "HEADER") and f"{number}.{sec.specifier}" in st.parts:
-        own = st.parts[f"{number}.{sec.specifier}"]
-        return raw[own.body_start:own.end] if sec.specifier == "TEXT" else raw[own.header_start:own.body_start]
     if sec.specifier is None:
         return raw[span.body_start:span.end]
     if sec.specifier == "MIME":
         return raw[span.header_start:span.body_start]
-    inner = raw[span.body_start:span.end]  # an encapsulated message (message/rfc822 part)
-    cut = split_header(inner)
+    inner = st.parts.get(f"{number}.TEXT")  # only message/rfc822 parts have a header and text
+    if inner is None:
+        return None
+    header = raw[inner.header_start:inner.body_start]
     if sec.specifier == "HEADER":
-        return inner[:cut]
+        return header
     if sec.specifier == "HEADER.FIELDS":
-        return header_fields(inner[:cut], sec.fields)
+        return header_fields(header, sec.fields)
     if sec.specifier == "HEADER.FIELDS.NOT":
-        return header_fields(inner[:cut], sec.fields, exclude=True)
-    return inner[cut:]  # TEXT
+        return header_fields(header, sec.fields, exclude=True)
+    return raw[inner.body_start:inner.end]  # TEXT
 
 
 def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:

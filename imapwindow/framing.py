@@ -20,7 +20,7 @@ from typing import Awaitable, Callable
 from imapwindow.errors import BadCommand, CloseConnection
 
 _LITERAL_AT_END = re.compile(rb"\{([0-9]{1,10})(\+?)\}$")
-_TAG = re.compile(rb"^([^\x00-\x20\x7f(){%*\"\\+]+) ")
+_TAG = re.compile(rb"^([^\x00-\x20\x7f(){%*\"\\+]+)(?: |$)")
 _APPEND = re.compile(rb"^[^ ]+ APPEND ", re.I)
 
 

@@ -198,6 +198,8 @@ def _decoded_body(raw: bytes) -> str:
                 texts.append(payload.decode(charset, "replace"))
             except LookupError:
                 texts.append(payload.decode("utf-8", "replace"))
+        # Also the undecoded body: headers of attached messages, text in parts the walk skipped.
+        texts.append(raw[split_header(raw):].decode("utf-8", "replace"))
         return "\n".join(texts)
     except Exception:  # noqa: BLE001 - broken MIME: search the raw body text
         return raw[split_header(raw):].decode("utf-8", "replace")

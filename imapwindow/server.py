@@ -44,6 +44,7 @@ class Connection:
         self.client_address = peer[0] if isinstance(peer, tuple) else str(peer)
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.session = Session(ctx, self.client_address, self.send, self.next_line)
+        self.task: asyncio.Task | None = None
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -100,6 +101,8 @@ class Connection:
                 if not await self._one(item):
                     return
         except (ConnectionError, ssl.SSLError, OSError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
             pass
         finally:
             reader_task.cancel()
@@ -185,14 +188,20 @@ class ImapServer:
         for conn in list(self.connections):
             try:
                 conn.writer.write(b"* BYE Server shutting down\r\n")
-                conn.writer.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - the peer may be gone
                 pass
+            if conn.task is not None:
+                conn.task.cancel()
+        tasks = [c.task for c in self.connections if c.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
         for task in (self._safety, self._refresher):
             if task:
                 task.cancel()
         if self.subscriber:
             await self.subscriber.stop()
+        if self.server is not None:
+            await self.server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.connections) >= self.ctx.limits.max_connections:
@@ -200,6 +209,7 @@ class ImapServer:
             writer.close()
             return
         conn = Connection(self.ctx, reader, writer)
+        conn.task = asyncio.current_task()
         self.connections.add(conn)
         self.ctx.sessions.add(conn.session)
         try:

@@ -273,7 +273,7 @@ class Session:
         if unknown:
             raise BadCommand(f"unknown LIST selection option {sorted(unknown)[0]}")
         if selection == {"RECURSIVEMATCH"}:
-            raise BadCommand("RECURSIVEMATCH needs another selection option (RFC 5258 §3)")
+            raise BadCommand("RECURSIVEMATCH needs another selection option (RFC 5258 section 3)")
         returns = set(a["returns"])
         unknown = returns - {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"}
         if unknown:
@@ -493,7 +493,7 @@ class Session:
             raise CommandRefused("the mailbox is read-only (EXAMINE)", "READ-ONLY")
         a = cmd.args
         if "\\Recent" in a["flags"]:
-            raise BadCommand("\\Recent cannot be changed (RFC 3501 §2.3.2)")
+            raise BadCommand("\\Recent cannot be changed (RFC 3501 section 2.3.2)")
         if a["unchanged_since"] is not None:
             self.condstore = True
         idxs = self._resolve(a["set"], uid=cmd.uid)

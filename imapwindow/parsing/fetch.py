@@ -141,7 +141,7 @@ def _section(buf: bytes, *, peek: bool) -> tuple[BodySection, bytes]:
         specifier = m.group().decode().upper()
         buf = buf[m.end():]
         if specifier == "MIME" and not part:
-            raise BadCommand("MIME needs a part number (RFC 3501 §6.4.5)")
+            raise BadCommand("MIME needs a part number (RFC 3501 section 6.4.5)")
         if specifier.startswith("HEADER.FIELDS"):
             buf = sp(buf)
             if buf[:1] != b"(":

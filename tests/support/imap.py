@@ -101,6 +101,14 @@ class ImapHarness:
         if verified:
             set_verified(self.db, name, True)
 
+    def set_received(self, domain: str, when) -> None:
+        """Give every message of ``domain`` the INTERNALDATE ``when`` (fixed transcripts)."""
+        from store.models import Message  # noqa: PLC0415
+
+        dom = get_domain(self.db, domain)
+        with self.db.session() as s:
+            s.execute(update(Message).where(Message.domain_id == dom.id).values(received_at=when))
+
     def password(self, scope: str, label: str = "test") -> str:
         """A new app-password's secret."""
         return create_app_password(self.db, label, scope)[1]
@@ -189,3 +197,71 @@ class Transcript:
             self.sock.close()
         except OSError:
             pass
+
+
+# Sample messages (CRLF, as they arrive over SMTP) -----------------------------------------------
+
+PLAIN = (b"From: Alice Example <alice@example.org>\r\n"
+         b"To: Bob <bob@{domain}>\r\n"
+         b"Subject: Lunch on Friday\r\n"
+         b"Date: Mon, 2 Feb 2026 10:00:00 +0100\r\n"
+         b"Message-ID: <plain-1@example.org>\r\n"
+         b"X-Custom: one\r\n"
+         b"\r\n"
+         b"Hi Bob,\r\nshall we have lunch on Friday?\r\nAlice\r\n")
+
+MULTIPART = (b"From: =?utf-8?q?Ren=C3=A9?= <rene@example.net>\r\n"
+             b"To: carol@{domain}\r\n"
+             b"Cc: bob@{domain}\r\n"
+             b"Subject: =?utf-8?q?R=C3=A9sum=C3=A9?= attached\r\n"
+             b"Date: Tue, 3 Feb 2026 09:30:00 -0500\r\n"
+             b"Message-ID: <multi-2@example.net>\r\n"
+             b"MIME-Version: 1.0\r\n"
+             b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n"
+             b"\r\n"
+             b"--b1\r\n"
+             b"Content-Type: text/plain; charset=utf-8\r\n"
+             b"Content-Transfer-Encoding: quoted-printable\r\n"
+             b"\r\n"
+             b"Voil=C3=A0 my r=C3=A9sum=C3=A9, with the word zeppelin.\r\n"
+             b"--b1\r\n"
+             b"Content-Type: application/pdf; name=\"cv.pdf\"\r\n"
+             b"Content-Disposition: attachment; filename=\"cv.pdf\"\r\n"
+             b"Content-Transfer-Encoding: base64\r\n"
+             b"\r\n"
+             b"JVBERi0xLjQKJcfsj6IKNSAwIG9iago=\r\n"
+             b"--b1--\r\n")
+
+FORWARD = (b"From: dave@example.com\r\n"
+           b"To: bob@{domain}\r\n"
+           b"Subject: Fwd: old thread\r\n"
+           b"Date: Wed, 4 Feb 2026 08:00:00 +0000\r\n"
+           b"Message-ID: <fwd-3@example.com>\r\n"
+           b"MIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=XX\r\n"
+           b"\r\n"
+           b"--XX\r\n"
+           b"Content-Type: text/plain\r\n"
+           b"\r\n"
+           b"See below.\r\n"
+           b"--XX\r\n"
+           b"Content-Type: message/rfc822\r\n"
+           b"\r\n"
+           b"From: erin@example.com\r\n"
+           b"Subject: the old thread\r\n"
+           b"\r\n"
+           b"Original text.\r\n"
+           b"--XX--\r\n")
+
+
+def sample(template: bytes, domain: str) -> bytes:
+    return template.replace(b"{domain}", domain.encode())
+
+
+_counter = [0]
+
+
+def unique_domain(prefix: str = "t") -> str:
+    """A fresh domain name per test (tests share one database and server)."""
+    _counter[0] += 1
+    return f"{prefix}{_counter[0]}-{threading.get_ident() % 1000}.test"
