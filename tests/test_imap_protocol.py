@@ -182,7 +182,7 @@ def test_fetch_items(mailbox: Mailbox):
         b"BODY[2]<4> {6}\r\nRi0xLj BODY[9] NIL)\r\ne OK FETCH completed\r\n")
     assert t.cmd(b"f FETCH 3 (BODY.PEEK[2.HEADER] BODY.PEEK[2.TEXT] BODY.PEEK[2.HEADER.FIELDS (subject)])") == (
         b"* 3 FETCH (BODY[2.HEADER] {51}\r\nFrom: erin@example.com\r\nSubject: the old thread\r\n\r\n "
-        b"BODY[2.TEXT] {14}\r\nOriginal text. BODY[2.HEADER.FIELDS (subject)] {28}\r\n"
+        b"BODY[2.TEXT] {14}\r\nOriginal text. BODY[2.HEADER.FIELDS (subject)] {27}\r\n"
         b"Subject: the old thread\r\n\r\n)\r\nf OK FETCH completed\r\n")
     assert t.cmd(b"g FETCH 1 (BODY.PEEK[]<0.6> RFC822.HEADER MODSEQ)") == (
         b"* 1 FETCH (BODY[]<0> {6}\r\nFrom:  RFC822.HEADER {180}\r\n"
