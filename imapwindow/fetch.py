@@ -154,7 +154,8 @@ def render(d: FetchData, request: FetchRequest, *, uid_command: bool, with_modse
             items.append(b"RFC822.TEXT " + _body_literal(to_crlf(_text_of(d.structure, d.raw or b""))))
     if flags_changed and "FLAGS" not in names_done:
         items.append(b"FLAGS " + flags_out(d.flags, d.session_flags))
-    if with_modseq and "MODSEQ" not in names_done:
+    if with_modseq and "MODSEQ" not in names_done and ("FLAGS" in names_done or flags_changed):
+        # RFC 7162 §3.1.4.1: with CONDSTORE enabled, MODSEQ goes with every FLAGS.
         items.append(b"MODSEQ (%d)" % d.modseq)
     return b"* %d FETCH (" % d.seq + b" ".join(items) + b")\r\n"
 
