@@ -31,6 +31,11 @@ from store.blobs import BlobError
 log = logging.getLogger("mailkite.imap")
 
 GREETING = b"* OK [CAPABILITY %s] mailkite IMAP ready\r\n"
+# asyncio's SSLProtocol gives every connection a 256 KiB receive buffer (CPython 3.11
+# ``sslproto.SSLProtocol.max_size``): 250 MB for 1,000 idle clients. A TLS record carries at most
+# 16 KiB (RFC 8446 §5.1) and OpenSSL buffers a partial record itself, so 8 KiB reads cost clients
+# nothing that matters: they send short commands.
+TLS_READ_BUFFER = 8 * 1024
 
 
 class Connection:
@@ -165,6 +170,9 @@ class ImapServer:
         self.connections: set[Connection] = set()
 
     async def start(self, host: str, port: int) -> None:
+        import asyncio.sslproto  # noqa: PLC0415
+
+        asyncio.sslproto.SSLProtocol.max_size = min(asyncio.sslproto.SSLProtocol.max_size, TLS_READ_BUFFER)
         if self.redis_url:
             self.subscriber = Subscriber(self.redis_url, self._on_event, self.ctx.registry.refresh_all)
             self.subscriber.start()

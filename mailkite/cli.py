@@ -63,7 +63,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_imap(settings: Settings, args: argparse.Namespace) -> int:
-    from mailkite.roles import run_imap
+    from mailkite.imap_role import run_imap  # not via mailkite.roles: keeps the IMAP process small
 
     configure_logging("imap", settings.log_level)
     run_imap(settings)

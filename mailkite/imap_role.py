@@ -1,0 +1,46 @@
+"""The ``imap`` role: the IMAP window on ``IMAP_LISTEN`` (implicit TLS) until SIGTERM/SIGINT.
+
+Kept apart from :mod:`mailkite.roles` (which imports the web, SMTP and delivery stacks) so the IMAP
+process stays small: idle IMAP connections are many and long-lived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from imapwindow.context import ImapLimits
+from imapwindow.notify import Publisher
+from imapwindow.server import ImapServer, build_context
+from mailkite import components
+from mailkite.config import ConfigError, HostPort, Settings
+
+log = logging.getLogger("mailkite.roles")
+
+
+def run_imap(settings: Settings) -> None:
+    """Run the IMAP window until a signal; raises :class:`ConfigError` without ``REDIS_URL``."""
+    if not settings.redis_url:
+        raise ConfigError("MAILKITE_REDIS_URL is not set (only 'mailkite serve' embeds a Redis)")
+    asyncio.run(_imap_main(settings, settings.redis_url))
+
+
+async def _imap_main(settings: Settings, redis_url: str) -> None:
+    db = components.database(settings)
+    publisher = Publisher(redis_url)
+    ctx = build_context(db, components.blob_store(settings), hostname=settings.hostname, publisher=publisher,
+                        limits=ImapLimits(max_connections_per_account=settings.imap_max_connections_per_account))
+    server = ImapServer(ctx, components.tls_context(settings), redis_url)
+    listen = HostPort.parse(settings.imap_listen)
+    await server.start(listen.host, listen.port)
+    log.info("imap.listening", extra={"kv": {"listen": str(listen)}})
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("imap.stopping", extra={"kv": {"connections": len(server.connections)}})
+    await server.stop()
+    publisher.close()
+    db.dispose()
