@@ -13,7 +13,7 @@ from typing import Any
 from imapwindow.parsing.fetch import BodySection, FetchRequest
 from imapwindow.responses import flags_out, internaldate_out, literal_out
 from imapwindow.sections import split_header
-from parser.imap_structure import header_fields, to_crlf
+from parser.imap_structure import header_fields, wire_text
 from store.imap import MessageMeta
 
 _META_ITEMS = {"INTERNALDATE"}
@@ -65,7 +65,7 @@ def _text_of(st: Any, raw: bytes) -> bytes:
 def section_data(sec: BodySection, st: Any, raw: bytes | None) -> bytes | None:
     """The bytes ``sec`` names (CRLF line ends, RFC 3501 §2.3.4), or None when the part does not exist."""
     data = _section_raw(sec, st, raw)
-    return None if data is None else to_crlf(data)
+    return None if data is None else wire_text(data)
 
 
 def _section_raw(sec: BodySection, st: Any, raw: bytes | None) -> bytes | None:
@@ -147,11 +147,11 @@ def render(d: FetchData, request: FetchRequest, *, uid_command: bool, with_modse
         elif item == "BODY":
             items.append(b"BODY " + d.structure.body)
         elif item == "RFC822":
-            items.append(b"RFC822 " + _body_literal(to_crlf(d.raw or b"")))
+            items.append(b"RFC822 " + _body_literal(wire_text(d.raw or b"")))
         elif item == "RFC822.HEADER":
-            items.append(b"RFC822.HEADER " + _body_literal(to_crlf(d.structure.header_block)))
+            items.append(b"RFC822.HEADER " + _body_literal(wire_text(d.structure.header_block)))
         elif item == "RFC822.TEXT":
-            items.append(b"RFC822.TEXT " + _body_literal(to_crlf(_text_of(d.structure, d.raw or b""))))
+            items.append(b"RFC822.TEXT " + _body_literal(wire_text(_text_of(d.structure, d.raw or b""))))
     if flags_changed and "FLAGS" not in names_done:
         items.append(b"FLAGS " + flags_out(d.flags, d.session_flags))
     if with_modseq and "MODSEQ" not in names_done and ("FLAGS" in names_done or flags_changed):

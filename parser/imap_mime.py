@@ -11,7 +11,8 @@ Rules (RFC 2046 §5.1.1 unless noted):
   after it is tolerated), the innermost boundary is tried first, the longest matching boundary
   wins, and ``--boundary--`` closes its multipart (the rest up to an outer boundary is epilogue).
 - The line break before a boundary line belongs to the boundary, not to the part before it.
-- A boundary line inside a part's header ends that header (the part has no body).
+- A boundary line inside a part's header ends that header (the part has no body); so does a
+  boundary line right after the empty line (that line break is the delimiter's).
 - Content-* fields count only in MIME entities (a MIME-Version or Content-Type field, or a body
   part of a multipart: RFC 2045 §4); a multipart without a boundary parameter is read as a leaf;
   body parts of multipart/digest default to message/rfc822 (RFC 2046 §5.1.5).
@@ -94,7 +95,7 @@ def virtual_size(raw: bytes, start: int, end: int) -> int:
     return end - start + lfs - crlfs
 
 
-@dataclass
+@dataclass(eq=False)
 class _Boundary:
     value: bytes
     part: MimePart
@@ -155,8 +156,9 @@ class _Scanner:
 
     # -- headers ----------------------------------------------------------------------------
 
-    def read_header(self, part: MimePart, pos: int) -> tuple[int, bool]:
-        """Read ``part``'s header from ``pos``; returns (stream position after it, eoh seen).
+    def read_header(self, part: MimePart, pos: int) -> tuple[int, int]:
+        """Read ``part``'s header from ``pos``; returns (stream position after it, where the empty
+        line ending it starts or -1 when there is none).
 
         Sets ``part.body_start``. When a boundary line interrupts the header, the line break
         before it is given back (it belongs to the boundary) and the returned position is the
@@ -167,19 +169,16 @@ class _Scanner:
         while True:
             if pos >= n:
                 part.body_start = n
-                return n, False
+                return n, -1
             if self.boundaries and raw[pos] == 0x2D:
                 hit = self.boundary_at(pos)
                 if hit and hit[0].part is not part:
                     part.body_start = pos - prev_nl
-                    return pos, False
+                    return pos, -1
             c = raw[pos]
-            if c == _LF:
-                part.body_start = pos + 1
-                return pos + 1, True
-            if c == _CR and pos + 1 < n and raw[pos + 1] == _LF:
-                part.body_start = pos + 2
-                return pos + 2, True
+            if c == _LF or (c == _CR and pos + 1 < n and raw[pos + 1] == _LF):
+                part.body_start = pos + (1 if c == _LF else 2)
+                return part.body_start, pos
             start = pos
             content_end, pos, prev_nl = self._line(pos)
             line = raw[start:content_end]
@@ -279,7 +278,13 @@ class _Scanner:
         while True:
             # A part begins at pos: read its header, then decide how its body is read.
             stream, eoh = self.read_header(part, pos)
-            registered = self.classify(part, eoh)
+            registered = self.classify(part, eoh >= 0)
+            if eoh >= 0 and self.boundaries and self.raw[stream:stream + 1] == b"-":
+                hit = self.boundary_at(stream)
+                if hit and hit[0].part is not part:
+                    # No body at all: the empty line's break is the delimiter's (RFC 2046
+                    # §5.1.1), so the header ends before it.
+                    part.body_start = eoh
             cut = part if stream != part.body_start else None  # header cut short by a boundary line
             if part.rfc822 and not registered:
                 if part.depth + 1 < MAX_DEPTH and self.total_parts < MAX_PARTS:

@@ -40,6 +40,12 @@ _SP, _TAB, _CR, _LF = 0x20, 0x09, 0x0D, 0x0A
 _DQUOTE, _BSLASH, _DOT = 0x22, 0x5C, 0x2E
 
 
+def _unfolded(data: bytes, start: int, lf: int) -> bytes:
+    """``data[start:lf]`` without the CR of a CRLF at ``lf`` (folding inside a token, RFC 5322 §2.2.3)."""
+    end = lf - 1 if lf > start and data[lf - 1] == _CR else lf
+    return data[start:end]
+
+
 class _Cursor:
     """A read position over one header value (bytes), with RFC 822 lexical readers."""
 
@@ -82,8 +88,7 @@ class _Cursor:
                     return 1 if self.pos < end else 0
             elif c == _LF:
                 if comment is not None:
-                    seg = data[start:self.pos]
-                    comment += seg[:-1] if seg.endswith(b"\r") else seg
+                    comment += _unfolded(data, start, self.pos)
                     start = self.pos + 1
             elif c == _BSLASH:
                 self.pos += 1
@@ -177,8 +182,7 @@ class _Cursor:
                 self.pos += 1
                 return self.skip_lwsp()
             elif c == _LF:
-                seg = data[start:self.pos]
-                out += seg[:-1] if seg.endswith(b"\r") else seg
+                out += _unfolded(data, start, self.pos)
                 start = self.pos + 1
             elif c == _BSLASH:
                 self.pos += 1
@@ -234,8 +238,7 @@ class _Cursor:
                 self.pos += 1
                 return self.skip_lwsp()
             elif c == _LF:
-                seg = data[start:self.pos]
-                out += seg[:-1] if seg.endswith(b"\r") else seg
+                out += _unfolded(data, start, self.pos)
                 start = self.pos + 1
             elif c == _BSLASH:  # the backslash is kept in a domain literal
                 self.pos += 1

@@ -20,6 +20,7 @@ Pure: no I/O. ``compute(raw)`` never raises on message content.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from parser.imap_mime import Field, MimePart, scan, virtual_size
@@ -176,6 +177,10 @@ class _PartData:
     location: bytes | None = None
 
 
+# Content-* fields sent as written (the first occurrence): RFC 2045 §7, §8; RFC 1864; RFC 2557 §4.2.
+_VERBATIM_FIELDS = {b"id": "id", b"md5": "md5", b"description": "description", b"location": "location"}
+
+
 def _part_data(part: MimePart) -> _PartData:
     d = _PartData()
     if not part.is_mime:
@@ -192,18 +197,10 @@ def _part_data(part: MimePart) -> _PartData:
         elif what == b"transfer-encoding":
             if d.encoding is None:
                 d.encoding = parse_transfer_encoding(f.value)
-        elif what == b"id":
-            if d.id is None:
-                d.id = _header_text(f.value)
-        elif what == b"md5":
-            if d.md5 is None:
-                d.md5 = _header_text(f.value)
-        elif what == b"description":
-            if d.description is None:
-                d.description = _header_text(f.value)
-        elif what == b"location":
-            if d.location is None:
-                d.location = _header_text(f.value)
+        elif what in _VERBATIM_FIELDS:
+            attr = _VERBATIM_FIELDS[what]
+            if getattr(d, attr) is None:
+                setattr(d, attr, _header_text(f.value))
         elif what == b"language":
             if not d.language:
                 d.language = tuple(parse_language(f.value))
@@ -313,20 +310,51 @@ def _number(root: MimePart) -> dict[str, PartSpan]:
 def header_fields(header_block: bytes, names: list[str] | tuple[str, ...], exclude: bool = False) -> bytes:
     """``BODY[HEADER.FIELDS (names)]`` (or ``HEADER.FIELDS.NOT`` with ``exclude``) from a header block.
 
-    ``header_block``: a header section as stored (:attr:`ImapStructure.header_block`). Returns the
-    selected fields in their original order and text (continuation lines included), with CRLF line
-    ends, followed by the empty line that ends a header (RFC 3501 §6.4.5). Field names compare
+    ``header_block``: a header section as stored (:attr:`ImapStructure.header_block`, or
+    ``raw[s.header_start:s.body_start]`` of an ``"n.TEXT"`` span for ``BODY[n.HEADER.FIELDS …]``).
+    Returns the selected fields in their original order and text (continuation lines included),
+    as sent (:func:`wire_text`: CRLF line ends, NUL as 0x80), then the empty line that ends the
+    header. Field names compare
     case-insensitively; a line without a colon has no name and matches no name.
+
+    RFC 3501 §6.4.5: "the blank line is included in all header fetches, except in the case of a
+    message which has no body and no blank line" - so a header block without its empty line gives
+    the fields alone.
     """
     wanted = {n.strip().lower().encode("ascii", "replace") for n in names}
     out = bytearray()
-    for f in scan(header_block).fields:
-        if (f.lname in wanted) != exclude:
-            out += to_crlf(header_block[f.start:f.end])
-            if not out.endswith(b"\n"):
-                out += b"\r\n"
-    out += b"\r\n"
-    return bytes(out)
+    n, pos = len(header_block), 0
+    match = _FIELD.match
+    while pos < n:
+        m = match(header_block, pos)
+        if m.end() - pos <= 2 and not m.group(2) and header_block[pos:m.end()] in (b"\n", b"\r\n"):
+            break  # the empty line ending the header
+        name = m.group(1).rstrip(b" \t") if m.group(2) else b""
+        if len(name) > _HEADER_NAME_MAX:
+            name = b""
+        if (name.lower() in wanted) != exclude:
+            out += header_block[pos:m.end()]
+        pos = m.end()
+    if header_block in (b"\n", b"\r\n") or header_block.endswith((b"\n\n", b"\n\r\n")):
+        out += b"\r\n"
+    return wire_text(bytes(out))
+
+
+# One header field: the name up to the first colon of its first line (none: a nameless line), the
+# rest of that line, its continuation lines (starting with a space or tab), and its line break.
+_FIELD = re.compile(rb"([^:\n]*)(:?)[^\n]*(?:\n[ \t][^\n]*)*\n?")
+_HEADER_NAME_MAX = 1000
+
+
+def wire_text(data: bytes) -> bytes:
+    """A section of the stored message as sent in a ``BODY[…]`` literal.
+
+    Bare LFs become CRLF (RFC 3501 §2.3.4: messages are exchanged with CRLF lines; sizes in
+    BODYSTRUCTURE and RFC822.SIZE already count them so) and NUL becomes 0x80 (a literal's CHAR8
+    excludes NUL, RFC 3501 §4.3 and §9; only BINARY[] may carry it, RFC 3516).
+    """
+    data = to_crlf(data)
+    return data.replace(b"\0", b"\x80") if b"\0" in data else data
 
 
 def to_crlf(data: bytes) -> bytes:

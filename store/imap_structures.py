@@ -13,7 +13,9 @@ parser: any object with ``envelope``, ``bodystructure``, ``body``, ``header_bloc
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Iterable, NamedTuple
 
 from sqlalchemy import select
@@ -42,7 +44,8 @@ class ImapStructureRow:
     ``envelope``, ``bodystructure``, ``body``: RFC 3501 §7.4.2 wire bytes (what follows
     ``ENVELOPE ``, ``BODYSTRUCTURE ``, ``BODY ``). ``header_block``: ``BODY[HEADER]`` as stored.
     ``parts``: RFC 3501 §6.4.5 part number (``"1"``, ``"1.2"``, ``"TEXT"``, ``"3.TEXT"``) →
-    :class:`Span`. ``size``: RFC822.SIZE in octets (bare LFs counted as CRLF).
+    :class:`Span`, decoded from ``parts_json`` on first use (a first sync never needs it).
+    ``size``: RFC822.SIZE in octets (bare LFs counted as CRLF).
     """
 
     transaction_id: str
@@ -50,8 +53,12 @@ class ImapStructureRow:
     bodystructure: bytes
     body: bytes
     header_block: bytes
-    parts: dict[str, Span]
+    parts_json: str
     size: int
+
+    @cached_property
+    def parts(self) -> dict[str, Span]:
+        return {k: Span(*v) for k, v in json.loads(self.parts_json).items()}
 
 
 def structure_row(transaction_id: str, structure: Any) -> ImapStructureRow:
@@ -60,7 +67,8 @@ def structure_row(transaction_id: str, structure: Any) -> ImapStructureRow:
         transaction_id=transaction_id, envelope=bytes(structure.envelope),
         bodystructure=bytes(structure.bodystructure), body=bytes(structure.body),
         header_block=bytes(structure.header_block),
-        parts={k: Span(v.header_start, v.body_start, v.end) for k, v in structure.parts.items()},
+        parts_json=json.dumps({k: [v.header_start, v.body_start, v.end] for k, v in structure.parts.items()},
+                              separators=(",", ":")),
         size=int(structure.size))
 
 
@@ -68,8 +76,7 @@ def add_structure(s: Session, row: ImapStructureRow) -> None:
     """Stage ``row`` in the caller's transaction (committed with the message rows)."""
     s.add(MessageStructure(
         transaction_id=row.transaction_id, envelope=row.envelope, bodystructure=row.bodystructure,
-        body=row.body, header_block=row.header_block,
-        parts={k: [v.header_start, v.body_start, v.end] for k, v in row.parts.items()}, size=row.size))
+        body=row.body, header_block=row.header_block, parts=row.parts_json, size=row.size))
 
 
 _COLUMNS = (MessageStructure.transaction_id, MessageStructure.envelope, MessageStructure.bodystructure,
@@ -88,9 +95,7 @@ def structures_in(s: Session, transaction_ids: Iterable[str]) -> dict[str, ImapS
         chunk = ids[i:i + QUERY_CHUNK]
         rows = s.execute(select(*_COLUMNS).where(MessageStructure.transaction_id.in_(chunk)))
         for txn, env, bs, body, hdr, parts, size in rows:
-            out[txn] = ImapStructureRow(
-                txn, bytes(env), bytes(bs), bytes(body), bytes(hdr),
-                {k: Span(*v) for k, v in parts.items()}, size)
+            out[txn] = ImapStructureRow(txn, bytes(env), bytes(bs), bytes(body), bytes(hdr), parts, size)
     return out
 
 

@@ -269,7 +269,8 @@ class MessageStructure(Base):
     One row per transaction: its recipients' message rows share the raw blob, so they share these
     bytes too. ``envelope``/``bodystructure``/``body`` are wire forms; ``header_block`` is the
     top-level header as stored (``BODY[HEADER]``); ``parts`` maps part numbers to
-    ``[header_start, body_start, end]`` offsets into the raw blob; ``size`` is RFC822.SIZE.
+    ``[header_start, body_start, end]`` offsets into the raw blob (JSON text, decoded only when a part
+    is fetched); ``size`` is RFC822.SIZE.
     None for zero-retention mail (DESIGN.md "Invariants").
     """
 
@@ -280,6 +281,6 @@ class MessageStructure(Base):
     bodystructure: Mapped[bytes] = mapped_column(LargeBinary)
     body: Mapped[bytes] = mapped_column(LargeBinary)
     header_block: Mapped[bytes] = mapped_column(LargeBinary)
-    parts: Mapped[dict[str, list[int]]] = mapped_column(JSONType, default=dict)
+    parts: Mapped[str] = mapped_column(Text)  # JSON {"1.2": [header_start, body_start, end], …}
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -18,10 +18,14 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 IMAP_BINARY = Path("/usr/lib/dovecot/imap")
 TIMEOUT_S = 300
+ITEMS_PER_COMMAND = 40  # Dovecot limits a command line's length
+_LOGOUT_DONE = b"\r\nc OK Logout completed"
 
 
 class DovecotError(RuntimeError):
@@ -33,11 +37,12 @@ def available() -> bool:
     return IMAP_BINARY.exists()
 
 
-def dovecot_fetch(messages: list[bytes], items: str) -> list[dict[str, bytes]]:
+def dovecot_fetch(messages: list[bytes], items: str | list[list[str]]) -> list[dict[str, bytes]]:
     """FETCH ``items`` (e.g. ``"ENVELOPE BODYSTRUCTURE"``) for every message, via Dovecot.
 
-    Returns one dict per message, in order: item name as Dovecot wrote it (e.g. ``b"ENVELOPE"``,
-    ``b"BODY[HEADER.FIELDS (SUBJECT)]"``, upper-cased) → the value's wire bytes.
+    ``items``: one item list for all messages (one ``FETCH 1:*``), or a list of items per message
+    (``FETCH n`` commands of at most :data:`ITEMS_PER_COMMAND` items). Returns one dict per message, in order: item name as Dovecot wrote it,
+    upper-cased (e.g. ``"ENVELOPE"``, ``"BODY[HEADER.FIELDS (SUBJECT)]"``) → the value's wire bytes.
     Raises :class:`DovecotError` when Dovecot fails or the answer is incomplete.
     """
     workdir = Path(tempfile.mkdtemp(prefix="mk-dovecot-"))
@@ -55,22 +60,74 @@ def dovecot_fetch(messages: list[bytes], items: str) -> list[dict[str, bytes]]:
         if user is not None:
             for path in [workdir, *workdir.rglob("*")]:
                 os.chown(path, user.pw_uid, user.pw_gid)
-        script = (b"a SELECT INBOX\r\nb FETCH 1:* (" + items.encode() + b")\r\nc LOGOUT\r\n")
+        if isinstance(items, str):
+            fetches = b"b FETCH 1:* (" + items.encode() + b")\r\n"
+        else:
+            fetches = b"".join(
+                b"b FETCH %d (%s)\r\n" % (i, " ".join(its[j:j + ITEMS_PER_COMMAND]).encode())
+                for i, its in enumerate(items, 1) for j in range(0, len(its), ITEMS_PER_COMMAND))
+        script = b"a SELECT INBOX\r\n" + fetches + b"c LOGOUT\r\n"
         env = {"USER": user.pw_name if user else pwd.getpwuid(os.getuid()).pw_name,
                "HOME": str(workdir), "PATH": "/usr/bin:/bin"}
-        try:
-            proc = subprocess.run(
-                [str(IMAP_BINARY), "-c", str(conf)], input=script, capture_output=True, env=env,
-                timeout=TIMEOUT_S,
-                **({"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}))
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise DovecotError(f"dovecot imap did not run: {exc}") from exc
-        out = proc.stdout
-        if b"\r\nb OK" not in out:
-            raise DovecotError(f"dovecot FETCH failed: {out[-500:]!r} {proc.stderr[-500:]!r}")
+        out, err = _converse(conf, script, env, user)
+        if b"\r\nb OK" not in out or b"\r\nb NO" in out or b"\r\nb BAD" in out:
+            bad_at = max(out.find(b"\r\nb NO"), out.find(b"\r\nb BAD"), 0)
+            raise DovecotError(f"dovecot FETCH failed: {out[bad_at:bad_at + 300]!r} {err[-500:]!r}")
         return _fetch_items(out, len(messages))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _converse(conf: Path, script: bytes, env: dict[str, str],
+              user: pwd.struct_passwd | None) -> tuple[bytes, bytes]:
+    """Run the imap binary, send ``script``, read until LOGOUT is answered; (stdout, stderr).
+
+    stdin stays open until then: Dovecot drops a session whose input ends while output is
+    still being written.
+    """
+    try:
+        proc = subprocess.Popen(
+            [str(IMAP_BINARY), "-c", str(conf)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env,
+            **({"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}))
+    except OSError as exc:
+        raise DovecotError(f"dovecot imap did not run: {exc}") from exc
+    errors: list[bytes] = []
+    writer = threading.Thread(target=_feed, args=(proc, script), daemon=True)
+    reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    writer.start()
+    reader.start()
+    out = bytearray()
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while _LOGOUT_DONE not in out[-4096:] and time.monotonic() < deadline:
+            chunk = proc.stdout.read1(1 << 20)
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        writer.join(5)
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(5)
+    if _LOGOUT_DONE not in out[-4096:]:
+        raise DovecotError(f"dovecot imap ended early: {bytes(out[-300:])!r} {b''.join(errors)[-500:]!r}")
+    return bytes(out), b"".join(errors)
+
+
+def _feed(proc: subprocess.Popen, script: bytes) -> None:
+    try:
+        proc.stdin.write(script)
+        proc.stdin.flush()
+    except OSError:
+        pass  # the reader reports what happened
 
 
 def _run_as() -> pwd.struct_passwd | None:
@@ -99,7 +156,7 @@ def _fetch_items(out: bytes, count: int) -> list[dict[str, bytes]]:
                 break
             continue
         items, pos = _parse_fetch(out, j + len(b" FETCH ("))
-        results[int(seq) - 1] = items
+        results[int(seq) - 1] = {**(results[int(seq) - 1] or {}), **items}
     if any(r is None for r in results):
         missing = [i + 1 for i, r in enumerate(results) if r is None]
         raise DovecotError(f"no FETCH response for messages {missing[:10]}")

@@ -6,7 +6,6 @@ Create Date: 2026-11-22
 """
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 revision = '0003_imap_structure'
 down_revision = '0001'
@@ -21,7 +20,7 @@ def upgrade() -> None:
     sa.Column('bodystructure', sa.LargeBinary(), nullable=False),
     sa.Column('body', sa.LargeBinary(), nullable=False),
     sa.Column('header_block', sa.LargeBinary(), nullable=False),
-    sa.Column('parts', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('parts', sa.Text(), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('transaction_id')
