@@ -124,7 +124,8 @@ def render(d: FetchData, request: FetchRequest, *, uid_command: bool, with_modse
     for item in request.items:
         if isinstance(item, BodySection):
             data = section_data(item, d.structure, d.raw)
-            items.append(item.label() + b" " + (b"NIL" if data is None else _body_literal(_partial(data, item.partial))))
+            # A section that does not exist is empty, as Dovecot answers (RFC 3501 names no error for it).
+            items.append(item.label() + b" " + _body_literal(_partial(data or b"", item.partial)))
             continue
         if item in names_done:
             continue
@@ -161,7 +162,7 @@ def render(d: FetchData, request: FetchRequest, *, uid_command: bool, with_modse
 
 
 def _body_literal(data: bytes) -> bytes:
-    return literal_out(data) if data else b'""'
+    return literal_out(data)  # always a literal, even empty (``{0}``), as Dovecot writes it
 
 
 def flags_update(seq: int, uid: int, flags: int, session_flags: frozenset[str], modseq: int | None,

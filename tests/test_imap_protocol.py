@@ -179,7 +179,7 @@ def test_fetch_items(mailbox: Mailbox):
     assert t.cmd(b"e FETCH 2 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[2]<4.6> BODY.PEEK[9])") == (
         b"* 2 FETCH (BODY[1] {55}\r\nVoil=C3=A0 my r=C3=A9sum=C3=A9, with the word zeppelin. "
         b"BODY[2.MIME] {%d}\r\n" % len(mime) + mime + b" "
-        b"BODY[2]<4> {6}\r\nRi0xLj BODY[9] NIL)\r\ne OK FETCH completed\r\n")
+        b"BODY[2]<4> {6}\r\nRi0xLj BODY[9] {0}\r\n)\r\ne OK FETCH completed\r\n")
     assert t.cmd(b"f FETCH 3 (BODY.PEEK[2.HEADER] BODY.PEEK[2.TEXT] BODY.PEEK[2.HEADER.FIELDS (subject)])") == (
         b"* 3 FETCH (BODY[2.HEADER] {51}\r\nFrom: erin@example.com\r\nSubject: the old thread\r\n\r\n "
         b"BODY[2.TEXT] {14}\r\nOriginal text. BODY[2.HEADER.FIELDS (subject)] {27}\r\n"
