@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 from imapwindow.auth import Authenticator
 from imapwindow.mailbox import ViewRegistry
@@ -11,6 +12,9 @@ from imapwindow.notify import Publisher
 from imapwindow.structures import StructureSource
 from store.blobs import BlobStore
 from store.db import Database
+
+
+LARGE_RESPONSE = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,5 +54,8 @@ class ServerContext:
     limits: ImapLimits
     hostname: str
     publisher: Publisher | None = None
+    # Called (in a worker thread) after a response of more than LARGE_RESPONSE bytes, e.g. glibc's
+    # malloc_trim: the memory a big FETCH used goes back to the system.
+    release_memory: Callable[[], object] | None = None
     account_connections: Counter = field(default_factory=Counter)
     sessions: set = field(default_factory=set)

@@ -21,7 +21,7 @@ from typing import Awaitable, Callable
 
 from imapwindow import fetch as fetchmod
 from imapwindow import search as searchmod
-from imapwindow.context import ServerContext
+from imapwindow.context import LARGE_RESPONSE, ServerContext
 from imapwindow.errors import BadCommand, CloseConnection, CommandRefused
 from imapwindow.mailbox import MailboxView
 from imapwindow.parsing.command import Command
@@ -448,6 +448,7 @@ class Session:
                                                   to_mark, mode="add", flags=SEEN)
                 seen_now = await self._after_store(outcome)
         batch = self.ctx.limits.fetch_batch
+        written = 0
         for start in range(0, len(idxs), batch):
             chunk = idxs[start:start + batch]
             rows = [fetchmod.FetchData(i + 1, sel.view.uids[i], sel.view.flags[i],
@@ -457,7 +458,10 @@ class Session:
             else:
                 data = b"".join(fetchmod.render(r, request, uid_command=cmd.uid, with_modseq=self.condstore,
                                                 flags_changed=r.uid in seen_now) for r in rows)
+            written += len(data)
             await self.emit(data)
+        if written > LARGE_RESPONSE and self.ctx.release_memory is not None:
+            await asyncio.to_thread(self.ctx.release_memory)
         return Done(f"{'UID ' if cmd.uid else ''}FETCH completed")
 
     def _render_batch(self, rows: list[fetchmod.FetchData], request, need: fetchmod.Needs, uid_command: bool,
