@@ -219,3 +219,45 @@ def uses_modseq(key: Key) -> bool:
     if key.kind in ("and", "or", "not"):
         return any(uses_modseq(k) for k in key.args)
     return False
+
+
+def compile_in_memory(key: Key, view_flags, view_uids, view_modseqs, session_flags: dict[int, set[str]],
+                      largest_seq: int, largest_uid: int):
+    """A predicate ``pred(index) -> bool`` over the view's arrays for criteria that read only flags,
+    numbers and mod-sequences (``SEARCH UNSEEN`` on 10,000 messages without building a candidate
+    per message), or None when the criteria need message data."""
+    kind = key.kind
+    a = key.args
+    if kind == "all":
+        return lambda i: True
+    if kind in ("and", "or", "not"):
+        subs = [compile_in_memory(k, view_flags, view_uids, view_modseqs, session_flags, largest_seq, largest_uid)
+                for k in a]
+        if any(s is None for s in subs):
+            return None
+        if kind == "not":
+            inner = subs[0]
+            return lambda i: not inner(i)
+        if kind == "or":
+            left, right = subs
+            return lambda i: left(i) or right(i)
+        return lambda i: all(s(i) for s in subs)
+    if kind == "flag":
+        name, wanted = a
+        bit = _FLAG_BITS.get(name)
+        if bit:
+            return (lambda i: bool(view_flags[i] & bit)) if wanted else (lambda i: not view_flags[i] & bit)
+        return lambda i: (name in session_flags.get(view_uids[i], ())) == wanted
+    if kind == "keyword":
+        kw, wanted = a
+        return lambda i: (kw in session_flags.get(view_uids[i], ())) == wanted
+    if kind == "seq":
+        ranges = a[0].resolve(largest_seq)
+        return lambda i: any(lo <= i + 1 <= hi for lo, hi in ranges)
+    if kind == "uid":
+        ranges = a[0].resolve(largest_uid)
+        return lambda i: any(lo <= view_uids[i] <= hi for lo, hi in ranges)
+    if kind == "modseq":
+        floor = a[0]
+        return lambda i: view_modseqs[i] >= floor
+    return None

@@ -572,15 +572,23 @@ class Session:
             self.condstore = True
         known = sel.known
         view = sel.view
-        cands = [searchmod.Candidate(i + 1, view.uids[i], view.flags[i], sel.session_flags_of(view.uids[i]),
-                                     view.modseqs[i]) for i in range(known)]
-        need = searchmod.needs(key)
         largest_uid = view.uids[known - 1] if known else 0
-        if need.meta:
-            hits = await asyncio.to_thread(self._search_loaded, cands, key, need, known, largest_uid)
+        fast = searchmod.compile_in_memory(key, view.flags, view.uids, view.modseqs, sel.session_flags, known,
+                                           largest_uid)
+        if fast is not None:
+            found = [i for i in range(known) if fast(i)]
+            hit_modseq = max((view.modseqs[i] for i in found), default=0)
+            numbers = [view.uids[i] for i in found] if cmd.uid else [i + 1 for i in found]
         else:
-            hits = [c for c in cands if searchmod.matches(key, c, largest_seq=known, largest_uid=largest_uid)]
-        numbers = [c.uid if cmd.uid else c.seq for c in hits]
+            cands = [searchmod.Candidate(i + 1, view.uids[i], view.flags[i], sel.session_flags_of(view.uids[i]),
+                                         view.modseqs[i]) for i in range(known)]
+            need = searchmod.needs(key)
+            if need.meta:
+                hits = await asyncio.to_thread(self._search_loaded, cands, key, need, known, largest_uid)
+            else:
+                hits = [c for c in cands if searchmod.matches(key, c, largest_seq=known, largest_uid=largest_uid)]
+            numbers = [c.uid if cmd.uid else c.seq for c in hits]
+            hit_modseq = max((c.modseq for c in hits), default=0)
         returns = cmd.args.get("returns")
         if returns is not None:
             # RFC 4731 ESEARCH
@@ -597,12 +605,12 @@ class Session:
             if numbers and "ALL" in opts:
                 parts.append(b"ALL " + format_ranges(numbers).encode())
             if numbers and searchmod.uses_modseq(key):
-                parts.append(b"MODSEQ %d" % max(c.modseq for c in hits))
+                parts.append(b"MODSEQ %d" % hit_modseq)
             await self.emit(b" ".join(parts) + b"\r\n")
         else:
             line = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
             if numbers and searchmod.uses_modseq(key):
-                line += b" (MODSEQ %d)" % max(c.modseq for c in hits)  # RFC 7162 §3.1.5
+                line += b" (MODSEQ %d)" % hit_modseq  # RFC 7162 §3.1.5
             await self.emit(line + b"\r\n")
         return Done(f"{'UID ' if cmd.uid else ''}SEARCH completed")
 
