@@ -5,24 +5,22 @@ Any username is accepted; the password alone picks the account and scope. Failed
 counted per client address (:class:`LoginThrottle`): past the limit, logins from that address are
 refused with ``NO [UNAVAILABLE]`` until the window passes, and each failure is answered after a
 delay. Argon2 checks run in a worker thread; a password this process has already verified is not
-re-hashed while its stored hash is unchanged (a keyed in-memory digest, never the password).
+re-hashed while its stored hash is unchanged (:class:`store.app_passwords.VerifiedCache`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import os
 import time
 from collections import OrderedDict, deque
 
 from imapwindow.errors import CommandRefused
-from store.app_passwords import CheckOutcome, Credential, check_password, touch_last_used
+from store.app_passwords import (
+    LAST_USED_GRANULARITY, CheckOutcome, Credential, VerifiedCache, check_password, touch_last_used,
+)
 from store.db import Database
 
 MAX_TRACKED_ADDRESSES = 100_000
-VERIFIED_CACHE_SIZE = 10_000
 
 
 class LoginThrottle:
@@ -71,8 +69,8 @@ class Authenticator:
         self.throttle = throttle
         self.failure_delay_s = failure_delay_s
         self.hostname = hostname
-        self._key = os.urandom(32)
-        self._verified: OrderedDict[bytes, str] = OrderedDict()
+        self._verified = VerifiedCache()
+        self._touched: OrderedDict[str, float] = OrderedDict()  # app-password id -> when last-used was written
 
     async def login(self, password: bytes, client_address: str) -> Credential:
         """The credential for ``password``; raises :class:`CommandRefused` with
@@ -82,26 +80,27 @@ class Authenticator:
             raise CommandRefused(f"too many failed logins from your address; try again in {int(wait) + 1} s",
                                  "UNAVAILABLE")
         text = password.decode("utf-8", "replace")
-        digest = hmac.new(self._key, password, hashlib.sha256).digest()
-        cached = self._verified.get(digest)
-        result = await asyncio.to_thread(check_password, self.db, text, verified_hash=cached)
+        result = await asyncio.to_thread(check_password, self.db, text, cache=self._verified)
         if result.outcome is CheckOutcome.VALID and result.credential is not None:
-            if cached is None:
-                from store.app_passwords import password_hash_of  # noqa: PLC0415
-
-                stored = await asyncio.to_thread(password_hash_of, self.db, result.credential.id)
-                if stored:
-                    self._verified[digest] = stored
-                    while len(self._verified) > VERIFIED_CACHE_SIZE:
-                        self._verified.popitem(last=False)
-            await asyncio.to_thread(touch_last_used, self.db, result.credential.id)
+            await self._touch(result.credential.id)
             return result.credential
-        self._verified.pop(digest, None)
         if result.outcome is CheckOutcome.UNKNOWN:
             self.throttle.failed(client_address)
             if self.failure_delay_s:
                 await asyncio.sleep(self.failure_delay_s)
         raise CommandRefused(refusal_text(result.outcome, self.hostname), "AUTHENTICATIONFAILED")
+
+    async def _touch(self, password_id: str) -> None:
+        """Record the login as the password's last use, at most once a minute per process (a write
+        transaction per login would queue behind ingest on SQLite)."""
+        now = time.monotonic()
+        if now - self._touched.get(password_id, -1e9) < LAST_USED_GRANULARITY.total_seconds():
+            return
+        self._touched[password_id] = now
+        self._touched.move_to_end(password_id)
+        while len(self._touched) > MAX_TRACKED_ADDRESSES:
+            self._touched.popitem(last=False)
+        await asyncio.to_thread(touch_last_used, self.db, password_id)
 
 
 def refusal_text(outcome: CheckOutcome, hostname: str) -> str:

@@ -12,8 +12,13 @@ Results are typed: :class:`Credential` (what a valid password grants) and :class
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
+import os
 import secrets
 import string
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -150,9 +155,36 @@ def lookup_prefix(password: str) -> str | None:
     return password[len(PASSWORD_PREFIX):len(PASSWORD_PREFIX) + PREFIX_CHARS]
 
 
-def check_password(db: Database, password: str, *, verified_hash: str | None = None) -> CheckResult:
-    """Check a presented password (blocking: ~20 ms of Argon2 unless ``verified_hash`` is the row's
-    hash this process already verified the same password against).
+class VerifiedCache:
+    """Passwords this process has verified, so a client reconnecting (Apple Mail opens several
+    connections) is not re-hashed: a keyed digest of the password (never the password) → the stored
+    hash it matched. A hit counts only while the row still has that hash. Bounded (LRU)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._key = os.urandom(32)
+        self._size = size
+        self._entries: OrderedDict[bytes, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _digest(self, password: str) -> bytes:
+        return hmac.new(self._key, password.encode("utf-8", "replace"), hashlib.sha256).digest()
+
+    def matches(self, password: str, stored_hash: str) -> bool:
+        with self._lock:
+            cached = self._entries.get(self._digest(password))
+        return cached is not None and secrets.compare_digest(cached, stored_hash)
+
+    def remember(self, password: str, stored_hash: str) -> None:
+        with self._lock:
+            self._entries[self._digest(password)] = stored_hash
+            self._entries.move_to_end(self._digest(password))
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+def check_password(db: Database, password: str, *, cache: VerifiedCache | None = None) -> CheckResult:
+    """Check a presented password (blocking: ~20 ms of Argon2, unless ``cache`` holds this very
+    password verified against the row's current hash).
 
     Unknown and wrong passwords cost the same hash either way. Domains must be verified and not
     zero-retention (DESIGN.md "IMAP window")."""
@@ -168,9 +200,11 @@ def check_password(db: Database, password: str, *, verified_hash: str | None = N
     if row is None or domain is None:
         _verify(_DUMMY_HASH, password)
         return CheckResult(CheckOutcome.UNKNOWN)
-    if not (verified_hash is not None and secrets.compare_digest(verified_hash, row.password_hash)):
+    if cache is None or not cache.matches(password, row.password_hash):
         if not _verify(row.password_hash, password):
             return CheckResult(CheckOutcome.UNKNOWN)
+        if cache is not None:
+            cache.remember(password, row.password_hash)
     if row.revoked_at is not None:
         return CheckResult(CheckOutcome.REVOKED)
     if domain.zero_retention:
@@ -179,12 +213,6 @@ def check_password(db: Database, password: str, *, verified_hash: str | None = N
         return CheckResult(CheckOutcome.DOMAIN_NOT_VERIFIED)
     return CheckResult(CheckOutcome.VALID, Credential(row.id, row.account_id, domain.id, domain.name, row.address,
                                                       row.scope))
-
-
-def password_hash_of(db: Database, password_id: str) -> str | None:
-    """The stored hash of one app-password (for a verification cache), or None."""
-    with db.read() as s:
-        return s.scalar(select(AppPassword.password_hash).where(AppPassword.id == password_id))
 
 
 def credential_state(db: Database, credential: Credential) -> CheckOutcome:
