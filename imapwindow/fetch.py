@@ -75,13 +75,7 @@ def _section_raw(sec: BodySection, st: Any, raw: bytes | None) -> bytes | None:
         if sec.specifier is None:
             return raw
         header = st.header_block if st is not None else (raw[:split_header(raw)] if raw is not None else b"")
-        if sec.specifier == "HEADER":
-            return header
-        if sec.specifier == "HEADER.FIELDS":
-            return header_fields(header, sec.fields)
-        if sec.specifier == "HEADER.FIELDS.NOT":
-            return header_fields(header, sec.fields, exclude=True)
-        return _text_of(st, raw or b"")  # TEXT
+        return _of_message(sec, header, lambda: _text_of(st, raw or b""))
     if st is None or raw is None:
         return None
     number = ".".join(str(p) for p in sec.part)
@@ -95,14 +89,18 @@ def _section_raw(sec: BodySection, st: Any, raw: bytes | None) -> bytes | None:
     inner = st.parts.get(f"{number}.TEXT")  # only message/rfc822 parts have a header and text
     if inner is None:
         return None
-    header = raw[inner.header_start:inner.body_start]
+    return _of_message(sec, raw[inner.header_start:inner.body_start], lambda: raw[inner.body_start:inner.end])
+
+
+def _of_message(sec: BodySection, header: bytes, text) -> bytes:
+    """HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT or TEXT of a (possibly encapsulated) message."""
     if sec.specifier == "HEADER":
         return header
     if sec.specifier == "HEADER.FIELDS":
         return header_fields(header, sec.fields)
     if sec.specifier == "HEADER.FIELDS.NOT":
         return header_fields(header, sec.fields, exclude=True)
-    return raw[inner.body_start:inner.end]  # TEXT
+    return text()  # TEXT
 
 
 def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
