@@ -26,6 +26,7 @@ from imapwindow.notify import Subscriber
 from imapwindow.parsing.command import UntaggedBad, parse_command
 from imapwindow.responses import capability_text
 from imapwindow.session import Session
+from store.app_passwords import revoked_among
 from store.blobs import BlobError
 
 log = logging.getLogger("mailkite.imap")
@@ -243,9 +244,19 @@ class ImapServer:
             await self.ctx.registry.refresh_domain(domain)
 
     async def _safety_loop(self) -> None:
+        """Covers lost events: refresh every view, and end sessions (IDLE ones too) whose password was
+        revoked without an event reaching us (e.g. Redis was down)."""
         while True:
             await asyncio.sleep(self.ctx.limits.safety_refresh_s)
-            await self.ctx.registry.refresh_all()
+            try:
+                await self.ctx.registry.refresh_all()
+                ids = {s.credential.id for s in self.ctx.sessions if s.credential is not None}
+                revoked = await asyncio.to_thread(revoked_among, self.ctx.db, ids)
+                for session in list(self.ctx.sessions):
+                    if session.credential is not None and session.credential.id in revoked:
+                        session.revoked.set()
+            except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
+                log.exception("imap.safety_refresh_failed")
 
 
 __all__ = ["BadCommand", "Connection", "ImapServer"]

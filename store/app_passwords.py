@@ -230,6 +230,17 @@ def credential_state(db: Database, credential: Credential) -> CheckOutcome:
     return CheckOutcome.VALID
 
 
+def revoked_among(db: Database, password_ids: set[str] | list[str]) -> set[str]:
+    """Which of ``password_ids`` are revoked or gone (one query; for sessions waiting in IDLE)."""
+    ids = list(password_ids)
+    if not ids:
+        return set()
+    with db.read() as s:
+        active = set(s.scalars(select(AppPassword.id).where(AppPassword.id.in_(ids))
+                               .where(AppPassword.revoked_at.is_(None))))
+    return set(ids) - active
+
+
 def touch_last_used(db: Database, password_id: str) -> None:
     """Record a successful login (at most once per :data:`LAST_USED_GRANULARITY`)."""
     now = utcnow()

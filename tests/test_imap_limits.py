@@ -16,7 +16,8 @@ from store.migrate import upgrade
 from tests.support.imap import PLAIN, ImapHarness, Transcript, client_context, sample, unique_domain
 
 LIMITS = ImapLimits(max_pipelined=8, max_connections_per_account=3, auth_max_failures=3, auth_window_s=300,
-                    auth_failure_delay_s=0.01, autologout_s=2.0, preauth_timeout_s=2.0, idle_timeout_s=2.0)
+                    auth_failure_delay_s=0.01, autologout_s=2.0, preauth_timeout_s=2.0, idle_timeout_s=2.0,
+                    safety_refresh_s=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +126,16 @@ def test_revoked_password_ends_open_sessions(limited):
         assert idle.read_all() == b"* BYE this app-password has been revoked\r\n"
         t2 = _conn(limited)
         assert t2.login(pw) == b"L1 NO [AUTHENTICATIONFAILED] This app-password has been revoked\r\n"
+        # Without an event (Redis down, or a CLI without REDIS_URL) the safety refresh ends IDLE too.
+        pw2 = limited.password(limited.domain_name, label="quiet revoke")
+        pid2 = [p.id for p in list_app_passwords(limited.db) if p.label == "quiet revoke"][-1]
+        quiet = _conn(limited)
+        quiet.login(pw2)
+        quiet.cmd(b"e SELECT INBOX")
+        quiet.send_raw(b"f IDLE\r\n")
+        assert quiet.read_line() == b"+ idling\r\n"
+        revoke_app_password(limited.db, pid2)
+        assert quiet.read_all() == b"* BYE this app-password has been revoked\r\n"
     finally:
         t.close()
         idle.close()
