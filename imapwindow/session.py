@@ -109,7 +109,9 @@ class Session:
             if cmd.name in _SELECTED and self.selected is None:
                 raise BadCommand(f"{cmd.name} needs a selected mailbox (SELECT INBOX)")
         done = await handler(cmd)
-        if self.selected is not None and cmd.name not in ("FETCH", "STORE", "SEARCH", "LOGOUT", "IDLE"):
+        if self.selected is not None and cmd.name not in ("LOGOUT", "IDLE"):
+            # New messages and other sessions' flag changes ride along with every answer (RFC 3501
+            # §7: EXISTS and FETCH may come at any time; we never send EXPUNGE).
             await self.flush_updates()
         return done
 
@@ -341,10 +343,10 @@ class Session:
         line_task = asyncio.ensure_future(self.next_line(None))
         try:
             while True:
+                wake = self.selected.wake if self.selected is not None else asyncio.Event()
+                wake.clear()  # before flushing: a change landing during the flush wakes us again
                 if self.selected is not None:
                     await self.flush_updates()
-                wake = self.selected.wake if self.selected is not None else asyncio.Event()
-                wake.clear()
                 wake_task = asyncio.ensure_future(wake.wait())
                 revoked_task = asyncio.ensure_future(self.revoked.wait())
                 remaining = deadline - asyncio.get_running_loop().time()
