@@ -158,8 +158,7 @@ class ViewRegistry:
         n = self._users.get(key, 0) - 1
         if n <= 0:
             self._users.pop(key, None)
-            self._views.pop(key, None)
-            self._loading.pop(key, None)
+            self._views.pop(key, None)  # its load lock stays: a waiter may hold it
         else:
             self._users[key] = n
 
