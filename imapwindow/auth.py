@@ -11,6 +11,7 @@ re-hashed while its stored hash is unchanged (:class:`store.app_passwords.Verifi
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict, deque
 
@@ -21,6 +22,7 @@ from store.app_passwords import (
 from store.db import Database
 
 MAX_TRACKED_ADDRESSES = 100_000
+log = logging.getLogger("mailkite.imap")
 
 
 class LoginThrottle:
@@ -84,6 +86,7 @@ class Authenticator:
         if result.outcome is CheckOutcome.VALID and result.credential is not None:
             await self._touch(result.credential.id)
             return result.credential
+        log.info("imap.login_refused", extra={"kv": {"client": client_address, "reason": result.outcome.value}})
         if result.outcome is CheckOutcome.UNKNOWN:
             self.throttle.failed(client_address)
             if self.failure_delay_s:

@@ -28,7 +28,7 @@ class ImapLimits:
     max_literal_preauth: int = 8 * 1024
     max_literal: int = 64 * 1024
     max_command: int = 256 * 1024
-    max_pipelined: int = 64
+    max_pipelined: int = 64           # commands read ahead; then TCP flow control
     max_connections_per_account: int = 20
     max_connections: int = 5000
     idle_timeout_s: float = 30 * 60

@@ -2,8 +2,9 @@
 commands and one executing them per connection.
 
 Per connection: the reader frames whole commands (:mod:`imapwindow.framing`) into a queue of at
-most ``max_pipelined`` commands (more get ``tag BAD [LIMIT]`` at once); the executor parses and runs
-them in order (:class:`imapwindow.session.Session`), writing each response whole. Every failure
+most ``max_pipelined`` commands (past that it stops reading until the executor catches up: TCP flow
+control, not a refusal, so clients may pipeline freely and memory stays bounded); the executor parses
+and runs them in order (:class:`imapwindow.session.Session`), writing each response whole. Every failure
 becomes an IMAP answer, never a traceback: bad syntax ``BAD``, refusals ``NO``, unexpected errors
 ``NO [SERVERBUG]`` (logged), over-limit input ``BAD [TOOBIG]`` and/or ``BYE``.
 
@@ -20,7 +21,7 @@ import ssl
 from typing import Any
 
 from imapwindow.context import ServerContext
-from imapwindow.errors import BadCommand, CloseConnection, CommandRefused, ImapError
+from imapwindow.errors import CloseConnection, CommandRefused, ImapError
 from imapwindow.framing import FrameLimits, SkipCommand, closing_tag, read_command, tag_of
 from imapwindow.notify import Subscriber
 from imapwindow.parsing.command import UntaggedBad, parse_command
@@ -48,7 +49,7 @@ class Connection:
         self.writer = writer
         peer = writer.get_extra_info("peername")
         self.client_address = peer[0] if isinstance(peer, tuple) else str(peer)
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=ctx.limits.max_pipelined)
         self.session = Session(ctx, self.client_address, self.send, self.next_line)
         self.task: asyncio.Task | None = None
 
@@ -77,10 +78,8 @@ class Connection:
                 if command is None:
                     await self.queue.put(None)
                     return
-                if self.queue.qsize() >= limits.max_pipelined:
-                    await self.send((tag_of(command) or b"*") + b" BAD [LIMIT] too many pipelined commands "
-                                    + b"(at most %d waiting); wait for the answers\r\n" % limits.max_pipelined)
-                    continue
+                # At most max_pipelined commands are read ahead; past that the reader waits, so TCP
+                # flow control holds the client back (mbsync pipelines one FETCH per message).
                 await self.queue.put(command)
         except CloseConnection as exc:
             exc.tag_hint = closing_tag(exc)  # type: ignore[attr-defined]
@@ -259,7 +258,7 @@ class ImapServer:
                 log.exception("imap.safety_refresh_failed")
 
 
-__all__ = ["BadCommand", "Connection", "ImapServer"]
+__all__ = ["Connection", "ImapServer", "build_context"]
 
 
 def build_context(db, blobs, *, hostname: str, publisher=None, limits=None, structures=None) -> ServerContext:

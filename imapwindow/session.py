@@ -26,7 +26,7 @@ from imapwindow.errors import BadCommand, CloseConnection, CommandRefused
 from imapwindow.mailbox import MailboxView
 from imapwindow.parsing.command import Command
 from imapwindow.parsing.sequence import SequenceSet, format_ranges
-from imapwindow.responses import astring_out, capability_text, flags_out, mailbox_out
+from imapwindow.responses import astring_out, capability_text, mailbox_out
 from store.app_passwords import CheckOutcome, Credential, credential_state
 from store.imap import ANSWERED, FLAGGED, MAILBOXES, SEEN, Scope, message_meta, store_flags
 
@@ -677,4 +677,4 @@ _ANY_STATE = {"CAPABILITY", "NOOP", "LOGOUT", "ID", "STARTTLS"}
 _NOT_AUTH = {"LOGIN", "AUTHENTICATE"}
 _SELECTED = {"CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE"}
 
-__all__ = ["Done", "Session", "flags_out"]
+__all__ = ["Done", "Selected", "Session"]

@@ -76,3 +76,22 @@ def test_mutt_lists_and_reads_a_message(mailbox: Mailbox, tmp_path):
         mutt.keys("q")
     finally:
         mutt.close()
+
+
+def test_mbsync_pipelines_a_larger_mailbox(imap, tmp_path):  # noqa: F811
+    """mbsync pipelines one FETCH per message (PipelineDepth is unlimited by default)."""
+    _need("mbsync")
+    from tests.support.imap import unique_domain
+
+    domain = unique_domain("big")
+    imap.domain(domain)
+    sent = []
+    for i in range(150):
+        raw = (f"From: a@example.org\r\nTo: bob@{domain}\r\nSubject: message {i}\r\n"
+               f"Message-ID: <{i}@example.org>\r\n\r\nbody {i}\r\n").encode()
+        imap.deliver(raw, [f"bob@{domain}"])
+        sent.append(raw.replace(b"\r\n", b"\n"))
+    proc = mbsync(tmp_path, imap.port, imap.password(domain), imap.cert)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    got = [re.sub(rb"(?m)^X-TUID: \S+\n", b"", m) for m in maildir_messages(tmp_path / "mail" / "INBOX")]
+    assert got == sent
