@@ -148,6 +148,7 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=10_000)
     ap.add_argument("--idle", type=int, default=1000)
     ap.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
+    ap.add_argument("--idle-only", action="store_true", help="skip the fetch timings (RSS of a fresh server)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="mk-bench-imap-"))
@@ -176,76 +177,11 @@ def main() -> int:
         ctx.check_hostname = False
         rss_start = rss_kib(server.pid)
 
-        m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx)
-        m.login("bob", password)
-        sync_cmd = f"(UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS ({APPLE_FIELDS})])"
-
-        def first_sync():
-            m.select("INBOX")
-            typ, data = m.uid("FETCH", "1:*", sync_cmd)
-            heads = [d[0] if isinstance(d, tuple) else d for d in data]
-            got = sum(1 for h in heads if h.split(b" ", 2)[1:2] == [b"(UID"])
-            assert typ == "OK" and got == args.messages, (typ, got, data[:3])
-
-        cold = timed(first_sync)[0]
-        warm = timed(first_sync, 3)
-        search = timed(lambda: m.search(None, "UNSEEN"), 20)
-        typ, data = m.search(None, "UNSEEN")
-        assert len(data[0].split()) == args.messages
-        nbodies = min(1000, args.messages)
-        body_bytes = [0]
-
-        def bodies():
-            typ, data = m.uid("FETCH", f"1:{nbodies}", "(BODY.PEEK[])")
-            body_bytes[0] = sum(len(d[1]) for d in data if isinstance(d, tuple))
-
-        body_t = timed(bodies, 3)
-        m.logout()
-        rss_after_sync = rss_kib(server.pid)
-
-        print(f"first sync of {args.messages} (Apple Mail style UID FETCH 1:*): cold {cold:.2f} s, "
-              f"warm {statistics.median(warm):.2f} s (target <= 2 s; Dovecot 1.13 s cold, 0.18 s warm)")
-        print(f"SEARCH UNSEEN: {statistics.median(search) * 1000:.1f} ms median of 20 (Dovecot 0.9 ms)")
-        mb = body_bytes[0] / 1e6
-        bt = statistics.median(body_t)
-        print(f"{nbodies} full bodies (BODY.PEEK[]): {bt:.2f} s, {mb:.1f} MB, {mb / bt:.0f} MB/s over TLS "
-              f"(Dovecot 0.17 s)")
-        print(f"server RSS: {rss_start / 1024:.1f} MiB at start, {rss_after_sync / 1024:.1f} MiB after the syncs")
+        if not args.idle_only:
+            _fetch_timings(args, port, password, ctx, server.pid, rss_start)
 
         if args.idle:
-            from delivery.links import LinkSigner  # noqa: PLC0415
-            from delivery.sender import AsyncWebhookSender  # noqa: PLC0415
-            from imapwindow.notify import Publisher  # noqa: PLC0415
-            from inbound.pipeline import IngestPipeline  # noqa: PLC0415
-            from inbound.types import SmtpEnvelope  # noqa: PLC0415
-            from store.crypto import SecretBox  # noqa: PLC0415
-
-            publisher = Publisher(redis.url)
-
-            def deliver():
-                async def run():
-                    pipeline = IngestPipeline(
-                        db=db, blobs=blobs, links=LinkSigner(b"k" * 32, "http://127.0.0.1:1", 60),
-                        zr_sender=AsyncWebhookSender(5.0), secret_box=SecretBox(b"k" * 32),
-                        on_stored=lambda stored: publisher.mail_stored({x.domain for x in stored}))
-                    env_ = SmtpEnvelope(mail_from="a@example.org", rcpt_to=(f"bob@{DOMAIN}",), client_ip="127.0.0.1",
-                                        helo="bench", tls=True, received_at=utcnow())
-                    rcpt = Recipient(f"bob@{DOMAIN}", get_domain(db, DOMAIN), (f"bob@{DOMAIN}",))
-                    out = await pipeline.run(env_, b"From: a@example.org\r\nSubject: push\r\n\r\nnew\r\n", [rcpt])
-                    assert out.outcome == "accepted", out
-                asyncio.run(run())
-
-            rss_before_idle = rss_kib(server.pid)
-            setup_s, idle_rss, lat = asyncio.run(idle_clients(port, password, args.idle, ctx, deliver,
-                                                              lambda: rss_kib(server.pid)))
-            time.sleep(0.2)
-            publisher.close()
-            print(f"{args.idle} IDLE connections opened in {setup_s:.1f} s")
-            print(f"new mail pushed to all {len(lat)} IDLE connections: max {max(lat) * 1000:.0f} ms, "
-                  f"median {statistics.median(lat) * 1000:.0f} ms (target: all within 1 s)")
-            print(f"server RSS with {args.idle} IDLE connections: {idle_rss / 1024:.1f} MiB "
-                  f"({(idle_rss - rss_before_idle) / max(1, args.idle):.1f} KiB per connection over "
-                  f"{rss_before_idle / 1024:.1f} MiB before; target <= 100 MB total)")
+            _idle(args, port, password, ctx, server, redis, db, blobs)
     finally:
         server.terminate()
         server.wait(10)
@@ -254,6 +190,78 @@ def main() -> int:
     return 0
 
 
+def _fetch_timings(args, port: int, password: str, ctx: ssl.SSLContext, pid: int, rss_start: int) -> None:
+    m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx)
+    m.login("bob", password)
+    sync_cmd = f"(UID FLAGS INTERNALDATE RFC822.SIZE BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS ({APPLE_FIELDS})])"
+
+    def first_sync():
+        m.select("INBOX")
+        typ, data = m.uid("FETCH", "1:*", sync_cmd)
+        heads = [d[0] if isinstance(d, tuple) else d for d in data]
+        got = sum(1 for h in heads if h.split(b" ", 2)[1:2] == [b"(UID"])
+        assert typ == "OK" and got == args.messages, (typ, got, data[:3])
+
+    cold = timed(first_sync)[0]
+    warm = timed(first_sync, 3)
+    search = timed(lambda: m.search(None, "UNSEEN"), 20)
+    typ, data = m.search(None, "UNSEEN")
+    assert len(data[0].split()) == args.messages
+    nbodies = min(1000, args.messages)
+    body_bytes = [0]
+
+    def bodies():
+        typ, data = m.uid("FETCH", f"1:{nbodies}", "(BODY.PEEK[])")
+        body_bytes[0] = sum(len(d[1]) for d in data if isinstance(d, tuple))
+
+    body_t = timed(bodies, 3)
+    m.logout()
+    rss_after_sync = rss_kib(pid)
+
+    print(f"first sync of {args.messages} (Apple Mail style UID FETCH 1:*): cold {cold:.2f} s, "
+          f"warm {statistics.median(warm):.2f} s (target <= 2 s; Dovecot 1.13 s cold, 0.18 s warm)")
+    print(f"SEARCH UNSEEN: {statistics.median(search) * 1000:.1f} ms median of 20 (Dovecot 0.9 ms)")
+    mb = body_bytes[0] / 1e6
+    bt = statistics.median(body_t)
+    print(f"{nbodies} full bodies (BODY.PEEK[]): {bt:.2f} s, {mb:.1f} MB, {mb / bt:.0f} MB/s over TLS "
+          f"(Dovecot 0.17 s)")
+    print(f"server RSS: {rss_start / 1024:.1f} MiB at start, {rss_after_sync / 1024:.1f} MiB after the syncs")
+
+
+def _idle(args, port: int, password: str, ctx: ssl.SSLContext, server, redis, db, blobs) -> None:
+    from delivery.links import LinkSigner  # noqa: PLC0415
+    from delivery.sender import AsyncWebhookSender  # noqa: PLC0415
+    from imapwindow.notify import Publisher  # noqa: PLC0415
+    from inbound.pipeline import IngestPipeline  # noqa: PLC0415
+    from inbound.types import SmtpEnvelope  # noqa: PLC0415
+    from store.crypto import SecretBox  # noqa: PLC0415
+
+    publisher = Publisher(redis.url)
+
+    def deliver():
+        async def run():
+            pipeline = IngestPipeline(
+                db=db, blobs=blobs, links=LinkSigner(b"k" * 32, "http://127.0.0.1:1", 60),
+                zr_sender=AsyncWebhookSender(5.0), secret_box=SecretBox(b"k" * 32),
+                on_stored=lambda stored: publisher.mail_stored({x.domain for x in stored}))
+            env_ = SmtpEnvelope(mail_from="a@example.org", rcpt_to=(f"bob@{DOMAIN}",), client_ip="127.0.0.1",
+                                helo="bench", tls=True, received_at=utcnow())
+            rcpt = Recipient(f"bob@{DOMAIN}", get_domain(db, DOMAIN), (f"bob@{DOMAIN}",))
+            out = await pipeline.run(env_, b"From: a@example.org\r\nSubject: push\r\n\r\nnew\r\n", [rcpt])
+            assert out.outcome == "accepted", out
+        asyncio.run(run())
+
+    rss_before_idle = rss_kib(server.pid)
+    setup_s, idle_rss, lat = asyncio.run(idle_clients(port, password, args.idle, ctx, deliver,
+                                                      lambda: rss_kib(server.pid)))
+    time.sleep(0.2)
+    publisher.close()
+    print(f"{args.idle} IDLE connections opened in {setup_s:.1f} s")
+    print(f"new mail pushed to all {len(lat)} IDLE connections: max {max(lat) * 1000:.0f} ms, "
+          f"median {statistics.median(lat) * 1000:.0f} ms (target: all within 1 s)")
+    print(f"server RSS with {args.idle} IDLE connections: {idle_rss / 1024:.1f} MiB "
+          f"({(idle_rss - rss_before_idle) / max(1, args.idle):.1f} KiB per connection over "
+          f"{rss_before_idle / 1024:.1f} MiB before; target <= 100 MB total)")
 
 
 if __name__ == "__main__":

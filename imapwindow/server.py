@@ -35,9 +35,9 @@ log = logging.getLogger("mailkite.imap")
 GREETING = b"* OK [CAPABILITY %s] mailkite IMAP ready\r\n"
 # asyncio's SSLProtocol gives every connection a 256 KiB receive buffer (CPython 3.11
 # ``sslproto.SSLProtocol.max_size``): 250 MB for 1,000 idle clients. A TLS record carries at most
-# 16 KiB (RFC 8446 §5.1) and OpenSSL buffers a partial record itself, so 8 KiB reads cost clients
+# 16 KiB (RFC 8446 §5.1) and OpenSSL buffers a partial record itself, so 4 KiB reads cost clients
 # nothing that matters: they send short commands.
-TLS_READ_BUFFER = 8 * 1024
+TLS_READ_BUFFER = 4 * 1024
 
 
 class Connection:
@@ -235,7 +235,7 @@ class ImapServer:
         elif kind == "revoked":
             for session in list(self.ctx.sessions):
                 if session.credential is not None and session.credential.id == event.get("id"):
-                    session.revoked.set()
+                    session.mark_revoked()
 
     async def _refresh_dirty(self) -> None:
         while self._dirty:
@@ -253,7 +253,7 @@ class ImapServer:
                 revoked = await asyncio.to_thread(revoked_among, self.ctx.db, ids)
                 for session in list(self.ctx.sessions):
                     if session.credential is not None and session.credential.id in revoked:
-                        session.revoked.set()
+                        session.mark_revoked()
             except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
                 log.exception("imap.safety_refresh_failed")
 

@@ -85,6 +85,12 @@ class Session:
         self.logged_out = False
         self.revoked = asyncio.Event()
 
+    def mark_revoked(self) -> None:
+        """The app-password was revoked: the session ends at once if in IDLE, else at its next command."""
+        self.revoked.set()
+        if self.selected is not None:
+            self.selected.wake.set()
+
     # Dispatch -----------------------------------------------------------------------------------
 
     @property
@@ -343,18 +349,21 @@ class Session:
         line_task = asyncio.ensure_future(self.next_line(None))
         try:
             while True:
-                wake = self.selected.wake if self.selected is not None else asyncio.Event()
-                wake.clear()  # before flushing: a change landing during the flush wakes us again
+                # One event wakes IDLE for mailbox changes and for revocation (fewer tasks per idle
+                # connection: 1,000 of them must fit in 100 MB).
+                wake = self.selected.wake if self.selected is not None else None
+                if wake is not None:
+                    wake.clear()  # before flushing: a change landing during the flush wakes us again
+                if self.revoked.is_set():
+                    raise CloseConnection("this app-password has been revoked")
                 if self.selected is not None:
                     await self.flush_updates()
-                wake_task = asyncio.ensure_future(wake.wait())
-                revoked_task = asyncio.ensure_future(self.revoked.wait())
+                wake_task = asyncio.ensure_future((wake or self.revoked).wait())
                 remaining = deadline - asyncio.get_running_loop().time()
-                done, _ = await asyncio.wait({line_task, wake_task, revoked_task}, timeout=max(0.0, remaining),
+                done, _ = await asyncio.wait({line_task, wake_task}, timeout=max(0.0, remaining),
                                              return_when=asyncio.FIRST_COMPLETED)
                 wake_task.cancel()
-                revoked_task.cancel()
-                if revoked_task in done:
+                if self.revoked.is_set():
                     raise CloseConnection("this app-password has been revoked")
                 if line_task in done:
                     line = line_task.result()
