@@ -35,6 +35,7 @@ log = logging.getLogger("mailkite.imap")
 PERSISTED = {"\\Seen": SEEN, "\\Flagged": FLAGGED, "\\Answered": ANSWERED}
 SPECIAL_USE = {"INBOX": (), "Sent": ("\\Sent",)}
 DELIMITER = "/"
+RESPONSE_CHUNK = 8 * 1024 * 1024
 CANNOT_FOLDERS = "Folders cannot be created, deleted or renamed: this account has INBOX and Sent only"
 CANNOT_COPY = "Messages cannot be copied, moved or uploaded: IMAP here is a read window (flags only)"
 
@@ -458,33 +459,39 @@ class Session:
                 outcome = await asyncio.to_thread(store_flags, self.ctx.db, self.scope, sel.view.key.mailbox,
                                                   to_mark, mode="add", flags=SEEN)
                 seen_now = await self._after_store(outcome)
+        # Batches: one metadata query and one structure read per batch; message bodies are read
+        # while rendering and a batch's output is flushed at ~RESPONSE_CHUNK bytes, so fetching
+        # large messages never holds more than about one chunk plus one message in memory.
         batch = self.ctx.limits.fetch_batch
         written = 0
         for start in range(0, len(idxs), batch):
             chunk = idxs[start:start + batch]
             rows = [fetchmod.FetchData(i + 1, sel.view.uids[i], sel.view.flags[i],
                                        sel.session_flags_of(sel.view.uids[i]), sel.view.modseqs[i]) for i in chunk]
-            if need.meta:
-                data = await asyncio.to_thread(self._render_batch, rows, request, need, cmd.uid, seen_now)
-            else:
+            if not need.meta:
                 data = b"".join(fetchmod.render(r, request, uid_command=cmd.uid, with_modseq=self.condstore,
                                                 flags_changed=r.uid in seen_now) for r in rows)
-            written += len(data)
-            await self.emit(data)
+                written += len(data)
+                await self.emit(data)
+                continue
+            loaded = await asyncio.to_thread(self._load_batch, rows, need)
+            while loaded:
+                data, loaded = await asyncio.to_thread(self._render_rows, loaded, request, need, cmd.uid, seen_now)
+                written += len(data)
+                await self.emit(data)
         if written > LARGE_RESPONSE and self.ctx.release_memory is not None:
             await asyncio.to_thread(self.ctx.release_memory)
         return Done(f"{'UID ' if cmd.uid else ''}FETCH completed")
 
-    def _render_batch(self, rows: list[fetchmod.FetchData], request, need: fetchmod.Needs, uid_command: bool,
-                      seen_now: set[int]) -> bytes:
-        """Blocking (worker thread): read one batch's rows, structures and blobs; render it."""
+    def _load_batch(self, rows: list[fetchmod.FetchData], need: fetchmod.Needs) -> list[fetchmod.FetchData]:
+        """Blocking (worker thread): one batch's metadata rows and stored structures."""
         sel = self.selected
         metas = {m.uid: m for m in message_meta(self.ctx.db, self.scope, sel.view.key.mailbox,
                                                 [r.uid for r in rows])}
         structures = {}
         if need.structure:
             structures = self.ctx.structures.get_many([(m.transaction_id, m.raw_key) for m in metas.values()])
-        out = []
+        loaded = []
         for r in rows:
             meta = metas.get(r.uid)
             if meta is None:
@@ -493,14 +500,29 @@ class Session:
             r.flags = meta.flags
             r.modseq = max(r.modseq, meta.modseq)
             r.structure = structures.get(meta.transaction_id)
-            if need.raw and meta.raw_key:
-                r.raw = self.ctx.blobs.get(meta.raw_key)
             if need.structure and r.structure is None:
                 log.warning("imap.structure_missing", extra={"kv": {"uid": r.uid}})
                 continue
-            out.append(fetchmod.render(r, request, uid_command=uid_command, with_modseq=self.condstore,
-                                       flags_changed=r.uid in seen_now))
-        return b"".join(out)
+            loaded.append(r)
+        return loaded
+
+    def _render_rows(self, rows: list[fetchmod.FetchData], request, need: fetchmod.Needs, uid_command: bool,
+                     seen_now: set[int]) -> tuple[bytes, list[fetchmod.FetchData]]:
+        """Blocking (worker thread): render rows (reading bodies from the blob store) until about
+        :data:`RESPONSE_CHUNK` bytes are ready; returns them and the rows still to do."""
+        out = []
+        size = 0
+        for n, r in enumerate(rows):
+            if need.raw and r.meta.raw_key:
+                r.raw = self.ctx.blobs.get(r.meta.raw_key)
+            line = fetchmod.render(r, request, uid_command=uid_command, with_modseq=self.condstore,
+                                   flags_changed=r.uid in seen_now)
+            r.raw = None
+            out.append(line)
+            size += len(line)
+            if size >= RESPONSE_CHUNK:
+                return b"".join(out), rows[n + 1:]
+        return b"".join(out), []
 
     async def do_store(self, cmd: Command) -> Done:
         sel = self.selected

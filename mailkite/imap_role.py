@@ -1,7 +1,9 @@
 """The ``imap`` role: the IMAP window on ``IMAP_LISTEN`` (implicit TLS) until SIGTERM/SIGINT.
 
 Kept apart from :mod:`mailkite.roles` (which imports the web, SMTP and delivery stacks) so the IMAP
-process stays small: idle IMAP connections are many and long-lived.
+process stays small: idle IMAP connections are many and long-lived. Like the web role it does not
+migrate the database (``serve``, ``mailkite db upgrade`` and the MX role do), which also keeps
+Alembic out of the process.
 """
 
 from __future__ import annotations
