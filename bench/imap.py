@@ -83,6 +83,9 @@ def populate(db: Database, blobs: LocalBlobStore, n: int) -> float:
     return time.perf_counter() - start
 
 
+SENT_AT = [0.0]
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -134,6 +137,7 @@ async def idle_clients(port: int, password: str, count: int, ctx: ssl.SSLContext
     waiters = [asyncio.create_task(wait_exists(r)) for r, _ in conns]
     await asyncio.sleep(0.5)
     sent = time.perf_counter()
+    SENT_AT[0] = sent
     await asyncio.to_thread(deliver)
     done = await asyncio.wait_for(asyncio.gather(*waiters), 60)
     latencies = [d - sent for d in done]
@@ -237,13 +241,15 @@ def _idle(args, port: int, password: str, ctx: ssl.SSLContext, server, redis, db
     from store.crypto import SecretBox  # noqa: PLC0415
 
     publisher = Publisher(redis.url)
+    committed: list[float] = []
 
     def deliver():
         async def run():
             pipeline = IngestPipeline(
                 db=db, blobs=blobs, links=LinkSigner(b"k" * 32, "http://127.0.0.1:1", 60),
                 zr_sender=AsyncWebhookSender(5.0), secret_box=SecretBox(b"k" * 32),
-                on_stored=lambda stored: publisher.mail_stored({x.domain for x in stored}))
+                on_stored=lambda stored: (committed.append(time.perf_counter()),
+                                          publisher.mail_stored({x.domain for x in stored})))
             env_ = SmtpEnvelope(mail_from="a@example.org", rcpt_to=(f"bob@{DOMAIN}",), client_ip="127.0.0.1",
                                 helo="bench", tls=True, received_at=utcnow())
             rcpt = Recipient(f"bob@{DOMAIN}", get_domain(db, DOMAIN), (f"bob@{DOMAIN}",))
@@ -258,7 +264,8 @@ def _idle(args, port: int, password: str, ctx: ssl.SSLContext, server, redis, db
     publisher.close()
     print(f"{args.idle} IDLE connections opened in {setup_s:.1f} s")
     print(f"new mail pushed to all {len(lat)} IDLE connections: max {max(lat) * 1000:.0f} ms, "
-          f"median {statistics.median(lat) * 1000:.0f} ms (target: all within 1 s)")
+          f"median {statistics.median(lat) * 1000:.0f} ms after delivery started (ingest included); "
+          f"max {(max(lat) - (committed[0] - SENT_AT[0])) * 1000:.0f} ms after the commit (target: all within 1 s)")
     print(f"server RSS with {args.idle} IDLE connections: {idle_rss / 1024:.1f} MiB "
           f"({(idle_rss - rss_before_idle) / max(1, args.idle):.1f} KiB per connection over "
           f"{rss_before_idle / 1024:.1f} MiB before; target <= 100 MB total)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -36,7 +37,10 @@ class BodySection:
 
     def label(self) -> bytes:
         """The response item name (RFC 3501 §7.4.2): ``BODY[1.HEADER.FIELDS (From Subject)]<0>``;
-        header names are echoed in the client's order and spelling."""
+        header names are echoed in the client's order and spelling. Computed once per section."""
+        return _label(self)
+
+    def _label(self) -> bytes:
         parts = [".".join(str(p) for p in self.part)] if self.part else []
         if self.specifier:
             parts.append(self.specifier)
@@ -52,6 +56,11 @@ class BodySection:
     @property
     def sets_seen(self) -> bool:
         return not self.peek
+
+
+@functools.lru_cache(maxsize=256)
+def _label(section: BodySection) -> bytes:
+    return section._label()
 
 
 @dataclass(frozen=True)
