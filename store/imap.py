@@ -130,13 +130,22 @@ def message_meta(db: Database, scope: Scope, mailbox: str, uids: Sequence[int] |
     cols = (Message.imap_uid, Message.seen, Message.flagged, Message.answered, Message.modseq, Message.received_at,
             Message.size, Message.raw_key, Message.transaction_id, Message.date)
     out: list[MessageMeta] = []
+    wanted = None if uids is None else set(uids)
     with db.read() as s:
         base = select(*cols).where(_view(scope, mailbox))
-        batches = [base.order_by(Message.imap_uid)] if uids is None else \
-            [base.where(Message.imap_uid.in_(list(c))).order_by(Message.imap_uid) for c in _chunks(uids)]
+        if uids is None:
+            batches = [base.order_by(Message.imap_uid)]
+        else:
+            # A UID range per chunk, not a long IN list: the (domain_id, imap_uid) index serves it
+            # whatever the planner's statistics say (a bulk load leaves them stale on PostgreSQL,
+            # and an IN list then went to a 10,000-row bitmap scan per batch).
+            batches = [base.where(Message.imap_uid.between(min(c), max(c))).order_by(Message.imap_uid)
+                       for c in _chunks(sorted(uids))]
         for stmt in batches:
             for u, se, fl, an, ms, rec, size, raw_key, txn, date in s.execute(stmt):
-                out.append(MessageMeta(int(u), flag_bits(se, fl, an), int(ms), rec, int(size), raw_key, txn, date))
+                if wanted is None or u in wanted:
+                    out.append(MessageMeta(int(u), flag_bits(se, fl, an), int(ms), rec, int(size), raw_key, txn,
+                                           date))
     return out
 
 
