@@ -19,9 +19,10 @@ from email.header import decode_header, make_header
 from email.utils import parsedate_tz
 from typing import Any
 
+from imapwindow.fetch import FetchData
 from imapwindow.parsing.search import Key
 from imapwindow.sections import split_header
-from store.imap import ANSWERED, FLAGGED, SEEN, MessageMeta
+from store.imap import ANSWERED, FLAGGED, SEEN
 
 _FLAG_BITS = {"\\Seen": SEEN, "\\Flagged": FLAGGED, "\\Answered": ANSWERED}
 MAX_BODY_SCAN = 20 * 1024 * 1024
@@ -51,17 +52,10 @@ def needs(key: Key) -> SearchNeeds:
 
 
 @dataclass
-class Candidate:
-    """One message as SEARCH sees it."""
+class Candidate(FetchData):
+    """One message as SEARCH sees it: what FETCH reads, plus the header block and parsed caches."""
 
-    seq: int
-    uid: int
-    flags: int
-    session_flags: frozenset[str]
-    modseq: int
-    meta: MessageMeta | None = None
     header: bytes | None = None
-    raw: bytes | None = None
     _fields: dict[str, list[str]] | None = None
     _body_text: str | None = None
 
