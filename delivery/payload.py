@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from delivery.links import LinkSigner
+from parser.automated import AutoSubmitted, with_null_sender
 from parser.model import iso8601
 from store.messages import MessageRecord
 
@@ -27,6 +28,8 @@ def message_data(message: MessageRecord, parsed: dict[str, Any] | None, *, links
     for att in p.get("attachments", []):
         item = {k: att.get(k) for k in ("id", "filename", "content_type", "size", "disposition", "content_id",
                                          "sha256")}
+        if att.get("forwarded") is not None:
+            item["forwarded"] = att["forwarded"]
         item["url"] = links.attachment_url(message.id, att["id"]) if (links and message.raw_key) else None
         if inline_attachments and "content" in att:
             item["content"] = att["content"]
@@ -53,6 +56,9 @@ def message_data(message: MessageRecord, parsed: dict[str, Any] | None, *, links
         "html": p.get("html"),
         "extracted_text": p.get("extracted_text"),
         "extracted_html": p.get("extracted_html"),
+        "extracted_signature": p.get("extracted_signature"),
+        "auto_submitted": with_null_sender(AutoSubmitted.from_json(p.get("auto_submitted")),
+                                           message.mail_from).to_json(),
         "attachments": attachments,
         "size": message.size,
         "raw_url": links.raw_url(message.id) if (links and message.raw_key) else None,

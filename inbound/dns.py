@@ -6,18 +6,27 @@
 - Answers are cached for their TTL; NXDOMAIN and NODATA are cached for the SOA minimum (RFC 2308
   §5), at most :data:`NEGATIVE_TTL_MAX` seconds.
 
+- Concurrent lookups of the same name and type share one query.
+
 Results: :class:`DnsAnswer` (``records`` empty with ``nxdomain`` or ``nodata`` set for a negative
 answer). Errors: :class:`DnsTimeout` (deadline passed: callers report ``temperror``),
 :class:`DnsFailure` (SERVFAIL, refused, malformed: also ``temperror``); both derive from
 :class:`DnsError`.
+
+Libraries with synchronous DNS callbacks (pyspf, dkimpy) run in worker threads and look names up
+through :class:`BlockingLookup`, a per-check facade over the same :class:`Resolver` (same cache,
+same nameservers) with the check's own deadline. It never runs DNS itself: each lookup is handed to
+the event loop that owns the resolver, so the SMTP loop is never blocked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Iterable
 
 import dns.asyncresolver
 import dns.exception
@@ -68,17 +77,38 @@ class Resolver:
         self.timeout = timeout
         self._cache: OrderedDict[tuple[str, str], tuple[float, DnsAnswer]] = OrderedDict()
         self._cache_size = cache_size
+        self._in_flight: dict[tuple[str, str], asyncio.Task] = {}
 
     async def query(self, name: str, rdtype: str) -> DnsAnswer:
         """Look up ``name``/``rdtype`` (``"TXT"``, ``"MX"``, ``"A"``…). Raises :class:`DnsError`."""
         key = (name.lower().rstrip("."), rdtype.upper())
         hit = self._cache.get(key)
-        now = time.monotonic()
-        if hit and hit[0] > now:
+        if hit and hit[0] > time.monotonic():
             self._cache.move_to_end(key)
             return hit[1]
+        task = self._in_flight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._fill(key))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda t, key=key: self._settled(key, t))
+        # Shielded: one caller giving up (its own deadline) must not cancel the others' lookup.
+        return await asyncio.shield(task)
+
+    def _settled(self, key: tuple[str, str], task: asyncio.Task) -> None:
+        self._in_flight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: a lookup whose callers all gave up must not warn
+
+    def peek(self, name: str, rdtype: str) -> DnsAnswer | None:
+        """The cached, unexpired answer or None; never queries. Safe from any thread (reads only)."""
+        hit = self._cache.get((name.lower().rstrip("."), rdtype.upper()))
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
+    async def _fill(self, key: tuple[str, str]) -> DnsAnswer:
         answer = await self._lookup(key[0], key[1])
-        self._cache[key] = (now + answer.ttl, answer)
+        self._cache[key] = (time.monotonic() + answer.ttl, answer)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return answer
@@ -118,6 +148,70 @@ class Resolver:
         else:
             records = tuple(r.to_text() for r in ans.rrset)
         return DnsAnswer(name, rdtype, records, int(ans.rrset.ttl))
+
+
+class BlockingLookup:
+    """A synchronous view of a :class:`Resolver` for library callbacks running in worker threads.
+
+    One instance per check: it carries the check's deadline (``deadline``: a ``time.monotonic()``
+    instant) and remembers every answer and error it saw, so a name is asked at most once per
+    check (a failing server is not waited for twice). Lookups are run by the
+    event loop ``loop`` that owns ``resolver``; calling from that loop's own thread raises
+    :class:`RuntimeError` (it would deadlock). Raises :class:`DnsTimeout` once the deadline has
+    passed, :class:`DnsFailure` for server failures.
+    """
+
+    def __init__(self, resolver: Resolver, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        self.resolver = resolver
+        self.loop = loop
+        self.deadline = deadline
+        self._seen: dict[tuple[str, str], DnsAnswer | DnsError] = {}
+
+    def query(self, name: str, rdtype: str) -> DnsAnswer:
+        """Look up ``name``/``rdtype`` within the deadline. Raises :class:`DnsError`."""
+        key = (name.lower().rstrip("."), rdtype.upper())
+        seen = self._seen.get(key)
+        if seen is None:
+            seen = self.resolver.peek(*key) or self._wait([key])[0]
+            self._seen[key] = seen
+        if isinstance(seen, DnsError):
+            raise seen
+        return seen
+
+    def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Look up several ``(name, rdtype)`` pairs concurrently; later :meth:`query` calls for them
+        answer from what was fetched (errors included)."""
+        wanted = [(n.lower().rstrip("."), t.upper()) for n, t in keys]
+        wanted = [k for k in dict.fromkeys(wanted) if k not in self._seen and self.resolver.peek(*k) is None]
+        if wanted:
+            for key, outcome in zip(wanted, self._wait(wanted)):
+                self._seen[key] = outcome
+
+    def _wait(self, keys: list[tuple[str, str]]) -> list[DnsAnswer | DnsError]:
+        if _running_loop() is self.loop:
+            raise RuntimeError("BlockingLookup used on its own event loop's thread")
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            return [DnsTimeout(f"{t} {n}: check deadline passed") for n, t in keys]
+
+        async def run() -> list:
+            return await asyncio.gather(*(self.resolver.query(n, t) for n, t in keys), return_exceptions=True)
+
+        future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(run(), remaining), self.loop)
+        try:
+            outcomes = future.result(timeout=remaining + 0.5)
+        except (concurrent.futures.TimeoutError, asyncio.TimeoutError):
+            future.cancel()
+            return [DnsTimeout(f"{t} {n}: no answer within the check deadline") for n, t in keys]
+        return [o if isinstance(o, (DnsAnswer, DnsError)) else DnsFailure(f"{t} {n}: {o!r}")
+                for (n, t), o in zip(keys, outcomes)]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _soa_minimum(response) -> int | None:

@@ -142,8 +142,8 @@ class MXHandler:
             "outcome": outcome.outcome, "reason": outcome.reason, "reply": outcome.reply[:3],
             "message_ids": outcome.message_ids, "timings_ms": outcome.timings_ms,
             "parse_errors": outcome.parse_errors,
-            "spf": outcome.auth.spf.get("result") if outcome.auth else None,
-            "dmarc": outcome.auth.dmarc.get("result") if outcome.auth else None,
+            "spf": outcome.auth.spf.result if outcome.auth else None,
+            "dmarc": outcome.auth.dmarc.result if outcome.auth else None,
             "spam": outcome.scan.spam.get("verdict") if outcome.scan else None,
             "virus": outcome.scan.virus.get("verdict") if outcome.scan else None,
         }})

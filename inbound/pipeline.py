@@ -17,12 +17,14 @@ import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 from delivery.links import LinkSigner
 from delivery.sender import AsyncWebhookSender
 from inbound import metrics
+from inbound.auth.results_header import strip_own_results
 from inbound.policy import Facts, decide
+from inbound.scan.scanner import MessageScanner
 from inbound.types import AuthResults, Decision, ScanResults, SmtpEnvelope
 from inbound.zero_retention import ZeroRetentionDelivery
 from parser import ParsedMessage
@@ -30,6 +32,7 @@ from parser.imap_structure import ImapStructure
 from parser.ingest import parse_for_ingest
 from store.blobs import BlobStore
 from store.db import Database
+from store.domains import DomainInfo
 from store.ids import new_id
 from store.messages import NewTransaction, Recipient, StoredMessage, record_transaction
 
@@ -38,7 +41,10 @@ log = logging.getLogger("mailkite.ingest")
 REPLY_TEMPFAIL = "451 4.3.0 Temporary local problem, please try again later"
 
 Authenticator = Callable[[SmtpEnvelope, bytes], Awaitable[AuthResults]]
-Scanner = Callable[[SmtpEnvelope, bytes, AuthResults], Awaitable[ScanResults]]
+# scan(envelope, raw, auth, domains): ``auth`` is the still-running authentication (a future: the
+# scanner awaits it only where it needs the verdicts), ``domains`` the recipient domains (their
+# scan policy: sender lists, fail-open). See inbound.scan.scanner for the ordering.
+Scanner = Callable[[SmtpEnvelope, bytes, Awaitable[AuthResults], Sequence[DomainInfo]], Awaitable[ScanResults]]
 
 
 async def no_authentication(envelope: SmtpEnvelope, raw: bytes) -> AuthResults:
@@ -46,9 +52,8 @@ async def no_authentication(envelope: SmtpEnvelope, raw: bytes) -> AuthResults:
     return AuthResults()
 
 
-async def no_scanning(envelope: SmtpEnvelope, raw: bytes, auth: AuthResults) -> ScanResults:
-    """The scanner used when no spam or virus engine is configured: ``unscanned``."""
-    return ScanResults()
+# The scanner used when no spam or virus engine is configured: ``unscanned``, sender lists applied.
+no_scanning: Scanner = MessageScanner()
 
 
 @dataclass
@@ -98,12 +103,15 @@ class IngestPipeline:
                    timings: dict[str, float]) -> IngestOutcome:
         loop = asyncio.get_running_loop()
         with _timed(timings, "checks"):
-            auth = await self.authenticate(envelope, raw)
-            scan = await self.scan(envelope, raw, auth)
+            auth, scan = await self._checks(envelope, raw, recipients)
         decision = decide(Facts(domains=tuple(r.domain for r in recipients), auth=auth, scan=scan,
                                 mail_from=envelope.mail_from))
         if decision.action != "accept":
             return self._refused(decision, timings, auth, scan)
+        auth = auth.with_decision(decision.reason)
+        if auth.authserv_id:
+            # RFC 8601 §5: results claiming to be ours that arrived from outside are forgeries.
+            raw = strip_own_results(raw, auth.authserv_id)
 
         stored_raw = _with_trace_headers(raw, auth, scan)
         zr = [r for r in recipients if r.domain.zero_retention]
@@ -136,6 +144,17 @@ class IngestPipeline:
         metrics.MESSAGE_BYTES.observe(len(raw))
         return IngestOutcome(f"250 2.0.0 Ok: queued as {' '.join(message_ids)}", "accepted", decision.reason,
                              message_ids, timings, auth, scan, len(parsed.parse_errors))
+
+    async def _checks(self, envelope: SmtpEnvelope, raw: bytes,
+                      recipients: list[Recipient]) -> tuple[AuthResults, ScanResults]:
+        """Authentication and scanning, concurrently: the scanner gets the authentication as a
+        future and awaits it only where it needs the verdicts (inbound.scan.scanner)."""
+        auth_task = asyncio.ensure_future(self.authenticate(envelope, raw))
+        try:
+            scan = await self.scan(envelope, raw, auth_task, [r.domain for r in recipients])
+            return await auth_task, scan
+        finally:
+            auth_task.cancel()  # no-op once done; stops it when the scan failed
 
     def _refused(self, decision: Decision, timings, auth, scan) -> IngestOutcome:
         outcome = "rejected" if decision.action == "reject" else "deferred"
@@ -183,7 +202,7 @@ def _with_trace_headers(raw: bytes, auth: AuthResults, scan: ScanResults) -> byt
     if not fields:
         return raw
     eol = b"\r\n" if b"\r\n" in raw[:4096] or not raw else b"\n"
-    return b"".join(f.encode("utf-8") + eol for f in fields) + raw
+    return b"".join(f.encode("utf-8").replace(b"\r\n", eol) + eol for f in fields) + raw
 
 
 class _timed:

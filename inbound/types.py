@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
+
+from inbound.auth.results import ArcResult, DkimResult, DmarcResult, SpfResult
+from inbound.scan.results import SenderListMatch, SpamCheck, VirusCheck
 
 
 @dataclass(frozen=True)
@@ -35,32 +38,52 @@ class SmtpEnvelope:
 
 @dataclass(frozen=True)
 class AuthResults:
-    """SPF/DKIM/DMARC/ARC verdicts as they appear in the webhook ``auth`` object (DESIGN.md).
+    """SPF/DKIM/DMARC/ARC verdicts (typed, :mod:`inbound.auth.results`) for one message.
 
-    ``header`` is the ``Authentication-Results`` field (RFC 8601) to prepend to the stored copy,
-    without the trailing CRLF, or None when no check ran.
+    ``to_json()`` is the webhook ``auth`` object (DESIGN.md). ``header`` is the
+    ``Authentication-Results`` field (RFC 8601) to prepend to the stored copy, folded with CRLF,
+    without the trailing CRLF, or None when no check ran; ``authserv_id`` the id it carries (fields
+    with that id arriving from outside are removed, RFC 8601 §5). ``decision`` is the reason of the
+    end-of-DATA decision for an accepted message (e.g. ``dmarc_quarantine``), stored with it.
     """
 
-    spf: dict[str, Any] = field(default_factory=lambda: {"result": "none", "domain": None})
-    dkim: list[dict[str, Any]] = field(default_factory=list)
-    dmarc: dict[str, Any] = field(default_factory=lambda: {"result": "none", "policy": None, "domain": None})
-    arc: dict[str, Any] = field(default_factory=lambda: {"result": "none"})
+    spf: SpfResult = field(default_factory=SpfResult)
+    dkim: tuple[DkimResult, ...] = ()
+    dmarc: DmarcResult = field(default_factory=DmarcResult)
+    arc: ArcResult = field(default_factory=ArcResult)
     header: str | None = None
+    authserv_id: str | None = None
+    decision: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"spf": dict(self.spf), "dkim": [dict(d) for d in self.dkim], "dmarc": dict(self.dmarc),
-                "arc": dict(self.arc)}
+        return {"spf": self.spf.to_json(), "dkim": [d.to_json() for d in self.dkim], "dmarc": self.dmarc.to_json(),
+                "arc": self.arc.to_json(), "decision": self.decision}
+
+    def with_decision(self, reason: str) -> "AuthResults":
+        """A copy recording the end-of-DATA decision's reason."""
+        return replace(self, decision=reason)
 
 
 @dataclass(frozen=True)
 class ScanResults:
-    """Spam and virus verdicts as in the webhook ``spam`` and ``virus`` objects (DESIGN.md)."""
+    """Spam and virus verdicts (:mod:`inbound.scan`). ``spam`` / ``virus`` are exactly the webhook
+    ``spam`` and ``virus`` objects (DESIGN.md; ``spam`` also has ``required``); ``spam_check`` /
+    ``virus_check`` the typed verdicts behind them (with the ``failure`` reason of an engine that
+    gave none); ``sender_list`` the allow/block-list entry that decided, if any; ``headers`` the trace
+    fields (``X-Spam-Status``…, without trailing CRLF) prepended to the stored copy."""
 
-    spam: dict[str, Any] = field(default_factory=lambda: {"verdict": "unscanned", "score": 0.0, "engine": None,
-                                                          "symbols": []})
-    virus: dict[str, Any] = field(default_factory=lambda: {"verdict": "unscanned",
-                                                           "engine": None, "signatures": []})
+    spam_check: SpamCheck = field(default_factory=SpamCheck)
+    virus_check: VirusCheck = field(default_factory=VirusCheck)
+    sender_list: SenderListMatch | None = None
     headers: tuple[str, ...] = ()
+
+    @property
+    def spam(self) -> dict[str, Any]:
+        return self.spam_check.to_json()
+
+    @property
+    def virus(self) -> dict[str, Any]:
+        return self.virus_check.to_json()
 
 
 Action = Literal["accept", "reject", "defer"]

@@ -258,8 +258,16 @@ def cmd_app_password_revoke(settings: Settings, args: argparse.Namespace) -> int
 
 # Parser ----------------------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (``mailkite: …``) and exit status 2."""
+
+    def error(self, message: str):
+        print(f"mailkite: {message} (see '{self.prog} --help')", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mailkite", description="Self-hosted, webhook-first inbound email.")
+    p = _Parser(prog="mailkite", description="Self-hosted, webhook-first inbound email.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -345,7 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sqlalchemy.exc import OperationalError
 
         if isinstance(exc, OperationalError):
-            print(f"mailkite: database unavailable: {exc.orig}", file=sys.stderr)
+            first_line = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+            print(f"mailkite: database unavailable: {first_line}", file=sys.stderr)
             return EXIT_ERROR
         raise
 

@@ -55,3 +55,27 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
         return server_context(cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"MAILKITE_TLS_CERT/KEY: cannot load {cert} / {key}: {exc}") from None
+
+
+def scanner(settings: Settings):
+    """The scan stage (:class:`inbound.scan.scanner.MessageScanner`) with the engines named by
+    ``SPAM_URL`` and ``VIRUS_URL`` (either may be unset). Raises :class:`ConfigError` on a bad URL."""
+    import logging
+
+    from inbound.scan.engines import spam_engine_from_url, virus_engine_from_url
+    from inbound.scan.errors import InvalidScannerUrl
+    from inbound.scan.scanner import MessageScanner
+
+    try:
+        spam = spam_engine_from_url(settings.spam_url) if settings.spam_url else None
+    except InvalidScannerUrl as exc:
+        raise ConfigError(f"MAILKITE_SPAM_URL: {exc}") from None
+    try:
+        virus = virus_engine_from_url(settings.virus_url) if settings.virus_url else None
+    except InvalidScannerUrl as exc:
+        raise ConfigError(f"MAILKITE_VIRUS_URL: {exc}") from None
+    stream_max = getattr(virus, "stream_max", None)
+    if stream_max is not None and stream_max < settings.max_message_bytes:
+        logging.getLogger("mailkite.scan").warning("scan.stream_max_below_message_limit", extra={"kv": {
+            "stream_max": stream_max, "max_message_bytes": settings.max_message_bytes}})
+    return MessageScanner(spam=spam, virus=virus, hostname=settings.hostname)

@@ -18,13 +18,15 @@ from delivery.queue import connect_redis, queue_depth, webhook_queue
 from delivery.relay import OutboxRelay
 from delivery.sender import AsyncWebhookSender, WebhookSender
 from delivery.worker import WorkerContext, run_worker
+from inbound.auth.checker import AuthConfig, Authenticator
+from inbound.dns import Resolver
 from imapwindow.notify import Publisher
 from inbound.mx import MXHandler, start_mx_server
 from inbound.pipeline import IngestPipeline
 from inbound.recipients import DomainDirectory
 from mailkite import components
 from mailkite.config import ConfigError, HostPort, Settings
-from parser import parse
+from parser.ingest import parse_for_ingest
 from store.domains import load_domain_map
 
 log = logging.getLogger("mailkite.roles")
@@ -60,13 +62,18 @@ async def _mx_main(settings: Settings) -> None:
     relay_thread = threading.Thread(target=relay.run, args=(stop,), name="outbox-relay", daemon=True)
     relay_thread.start()
     executor = parse_executor(settings)
-    # Warm the pool: the first parse imports flanker in the child (~0.2 s), not a sender's problem.
-    await asyncio.get_running_loop().run_in_executor(executor, parse, b"Subject: warm-up\r\n\r\nx\r\n")
+    # Warm the pool: the first call imports flanker and the IMAP structure code in the child
+    # (~0.2 s), which is not a sender's problem.
+    warm = b"Subject: warm-up\r\n\r\nx\r\n"
+    await asyncio.get_running_loop().run_in_executor(executor, parse_for_ingest, warm, warm)
     zr_sender = AsyncWebhookSender(settings.webhook_timeout_s)
+    authenticator = Authenticator(Resolver([(ns.host, ns.port) for ns in settings.nameservers]),
+                                  AuthConfig(authserv_id=settings.hostname))
+    scanner = components.scanner(settings)
     imap_events = Publisher(settings.redis_url)
     pipeline = IngestPipeline(db=db, blobs=blobs, links=components.link_signer(settings), zr_sender=zr_sender,
                               secret_box=components.secret_box(settings), parse_executor=executor,
-                              on_committed=relay.wake.set,
+                              on_committed=relay.wake.set, authenticate=authenticator, scan=scanner,
                               on_stored=lambda stored: imap_events.mail_stored({m.domain for m in stored}))
     handler = MXHandler(pipeline=pipeline, directory=DomainDirectory(lambda: load_domain_map(db)),
                         max_recipients=settings.max_recipients)
@@ -74,7 +81,8 @@ async def _mx_main(settings: Settings) -> None:
     server = await start_mx_server(handler, host=listen.host, port=listen.port, hostname=settings.hostname,
                                    max_message_bytes=settings.max_message_bytes,
                                    tls_context=components.tls_context(settings))
-    log.info("mx.listening", extra={"kv": {"listen": str(listen), "blobs": blobs.describe()}})
+    log.info("mx.listening", extra={"kv": {"listen": str(listen), "blobs": blobs.describe(),
+                                           "scanners": scanner.describe()}})
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -88,6 +96,8 @@ async def _mx_main(settings: Settings) -> None:
     relay.wake.set()
     relay_thread.join(timeout=5)
     await zr_sender.aclose()
+    authenticator.close()
+    await scanner.aclose()
     imap_events.close()
     executor.shutdown(wait=False, cancel_futures=True)
     db.dispose()

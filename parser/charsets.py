@@ -15,6 +15,7 @@ _ALIASES = {
     "iso-8859-1": "cp1252", "latin1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252",
 }
 _DETECT_LIMIT = 64 * 1024
+_MIN_CONFIDENCE = 0.1
 
 
 def codec_for(label: str | None) -> str | None:
@@ -29,9 +30,26 @@ def codec_for(label: str | None) -> str | None:
         return None
 
 
+# Single-byte Western labels that real mail often puts on UTF-8 bytes (mislabelled).
+_LATIN_CODECS = frozenset({"cp1252", "iso8859-1", "iso8859-15", "latin-1", "ascii"})
+
+
 def decode_text(data: bytes, declared: str | None) -> str:
-    """Decode a text part's bytes. ``declared`` is its ``charset`` parameter (may be wrong or absent)."""
+    """Decode a text part's bytes. ``declared`` is its ``charset`` parameter (may be wrong or absent).
+
+    Order: a byte-order mark; UTF-8 when the label is a single-byte Western charset (or ASCII) but
+    the bytes are valid multi-byte UTF-8 (valid UTF-8 is almost never real Latin-1 text); the
+    declared charset; UTF-8; detection; Windows-1252 with replacement characters. Never raises."""
+    if data[:3] == codecs.BOM_UTF8:
+        return data[3:].decode("utf-8", "replace")
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return data.decode("utf-16", "replace")
     codec = codec_for(declared)
+    if (codec is None or codec in _LATIN_CODECS) and not data.isascii():
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
     if codec:
         try:
             return data.decode(codec)
@@ -44,13 +62,15 @@ def decode_text(data: bytes, declared: str | None) -> str:
     try:
         import chardet
 
-        guess = chardet.detect(data[:_DETECT_LIMIT]).get("encoding")
-        guessed = codec_for(guess)
-        if guessed:
+        found = chardet.detect(data[:_DETECT_LIMIT])
+        guessed = codec_for(found.get("encoding"))
+        # A weak guess on a few bytes is worse than Windows-1252 (what mislabelled mail mostly is).
+        if guessed and (found.get("confidence") or 0) >= _MIN_CONFIDENCE:
             return data.decode(guessed, "replace")
     except Exception:  # noqa: BLE001 - detection is best effort
         pass
-    return data.decode(codec or "cp1252", "replace")
+    # A failed UTF-8 label is Windows-1252 in practice; another failed label keeps its own reading.
+    return data.decode(codec if codec and codec != "utf-8" else "cp1252", "replace")
 
 
 def bytes_from_surrogates(value: str) -> str:

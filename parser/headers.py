@@ -16,10 +16,14 @@ from datetime import datetime, timezone
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+from parser.charsets import decode_text
 from parser.model import Address
 
 _FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
-_MSGID_RE = re.compile(r"<[^<>\s]+>")
+# RFC 5322 §2.1.1: a line is at most 998 characters, so a longer msg-id cannot be real (and would
+# not fit the store's columns); such tokens are ignored.
+MAX_MSGID_CHARS = 998
+_MSGID_RE = re.compile(r"<[^<>\s]{1,996}>(?![^<>\s]*>)")
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 # A body boundary: the first empty line (CRLF CRLF, or bare-LF variants).
 _HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
@@ -51,9 +55,12 @@ def decode_value(value: str) -> str:
     if "=?" not in value:
         return value
     try:
-        return str(email.header.make_header(email.header.decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
+        pieces = email.header.decode_header(value)
+    except (ValueError, email.errors.HeaderParseError):
         return value
+    # Unknown or wrong charset labels (``=?NONE?B?…?=``) fall back as bodies do (parser.charsets).
+    out = [chunk if isinstance(chunk, str) else decode_text(chunk, charset) for chunk, charset in pieces]
+    return "".join(out)
 
 
 def read_headers(raw: bytes) -> list[tuple[str, str]]:
@@ -110,6 +117,6 @@ def first_msg_id(raw_value: str | None) -> str | None:
     if ids:
         return ids[0]
     value = (raw_value or "").strip()
-    if value and " " not in value and "@" in value:
+    if value and " " not in value and "@" in value and len(value) <= MAX_MSGID_CHARS - 2:
         return f"<{value.strip('<>')}>"
     return None

@@ -1,12 +1,16 @@
 """``parse(raw) -> ParsedMessage``: MIME structure with flanker, headers with the stdlib.
 
 Never raises on message content: a message flanker cannot read is walked with the stdlib ``email``
-package instead, and whatever could not be read is named in ``parse_errors``.
+package instead (re-splitting a multipart whose declared boundary never occurs at the one it really
+uses, and reading a multipart with no parts as text), and whatever could not be read is named in
+``parse_errors``. Limits (:mod:`parser.limits`) bound parts, depth and header fields.
 
 Body rules: every ``text/plain`` and ``text/html`` part that is not an attachment (no filename, no
 ``Content-Disposition: attachment``) is body; parts of the same kind are joined in order. Every other
-leaf part is an attachment; ``message/rfc822`` is one attachment (the enclosed message is not
-walked into).
+leaf part is an attachment: inline images keep ``content_id`` and ``disposition: inline``,
+``text/calendar`` invites, TNEF ``winmail.dat``, S/MIME and PGP signature and encrypted parts are kept
+byte for byte (transfer-decoded); ``message/rfc822`` is one attachment (the enclosed message is not
+walked into) with a ``forwarded`` summary of its own header.
 """
 
 from __future__ import annotations
@@ -15,21 +19,24 @@ import binascii
 import hashlib
 import logging
 import quopri
+import re
 from dataclasses import dataclass
-from email import message_from_bytes
+from email import message_from_bytes, message_from_string
 from email.message import Message as StdMessage
 from email.policy import compat32
 
-from parser.charsets import bytes_from_surrogates, decode_text
+from parser.automated import classify
+from parser.charsets import decode_text
+from parser.forward import forwarded_summary
 from parser.headers import decode_value, first_msg_id, parse_addresses, parse_date, parse_msg_ids, read_headers
+from parser.limits import MAX_DEPTH, MAX_HEADERS, MAX_PARTS, structure_cut
 from parser.model import Attachment, ParsedMessage
 from parser.reply import extract_html, extract_text
 from parser.threads import thread_key
 
 log = logging.getLogger(__name__)
 
-MAX_PARTS = 1000
-MAX_DEPTH = 50
+_MESSAGE_TYPES = ("message/rfc822", "message/global")
 
 
 @dataclass
@@ -46,8 +53,28 @@ class _Leaf:
     text: str | None        # charset-decoded for text/* parts
 
 
+class _Walk:
+    """What a walk collected, and whether it hit a limit."""
+
+    def __init__(self) -> None:
+        self.leaves: list[_Leaf] = []
+        self.too_deep = False
+        self.too_many = False
+
+    def full(self) -> bool:
+        if len(self.leaves) >= MAX_PARTS:
+            self.too_many = True
+            return True
+        return False
+
+
 def parse(raw: bytes) -> ParsedMessage:
-    """Parse one message. ``raw``: the bytes as received (CRLF or LF). Never raises for bad input."""
+    """Parse one message. ``raw``: the bytes as received (CRLF, bare LF or mixed).
+
+    Returns a :class:`ParsedMessage` (picklable); never raises for bad input: what could not be read
+    is listed in ``parse_errors``. Sources: RFC 5322 (header), RFC 2045-2049 (MIME), RFC 2231
+    (parameters), RFC 6532 (UTF-8 header); the structure comes from flanker, else the stdlib."""
+    raw = bytes(raw)
     sha = hashlib.sha256(raw).hexdigest()
     errors: list[str] = []
     try:
@@ -55,38 +82,69 @@ def parse(raw: bytes) -> ParsedMessage:
     except Exception as exc:  # noqa: BLE001 - the stdlib header parser on hostile bytes
         errors.append(f"headers: {type(exc).__name__}: {exc}")
         raw_headers = []
+    if len(raw_headers) > MAX_HEADERS:
+        errors.append(f"limits: more than {MAX_HEADERS} header fields; the rest were ignored")
+        raw_headers = raw_headers[:MAX_HEADERS]
     msg = ParsedMessage(size=len(raw), sha256=sha, headers=[(n, decode_value(v)) for n, v in raw_headers],
                         parse_errors=errors)
     _read_structured_headers(msg, raw_headers)
 
-    leaves: list[_Leaf] | None = None
-    try:
-        leaves = _walk_flanker(raw)
-    except Exception as exc:  # noqa: BLE001 - flanker raises many types on broken MIME
-        errors.append(f"mime: flanker could not parse the message ({type(exc).__name__}: {exc}); read with the stdlib parser")
-    if leaves is None:
-        try:
-            leaves = _walk_stdlib(raw)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(f"mime: unreadable ({type(exc).__name__}: {exc})")
-            leaves = []
-    if len(leaves) > MAX_PARTS:
-        errors.append(f"mime: more than {MAX_PARTS} parts; the rest were ignored")
-        leaves = leaves[:MAX_PARTS]
+    mime_raw = raw
+    cut = structure_cut(raw)
+    if cut is not None:
+        errors.append(f"limits: more than {MAX_PARTS} parts; the MIME structure was read up to byte {cut}")
+        mime_raw = raw[:cut]
+    walk = _walk(mime_raw, errors)
+    if walk.too_deep:
+        errors.append(f"limits: MIME nesting deeper than {MAX_DEPTH} levels; deeper parts were ignored")
+    if walk.too_many and cut is None:
+        errors.append(f"limits: more than {MAX_PARTS} parts; the rest were ignored")
 
     texts: list[str] = []
     htmls: list[str] = []
-    for leaf in leaves:
+    for leaf in walk.leaves:
         if _is_body(leaf):
             (texts if leaf.content_type == "text/plain" else htmls).append(leaf.text or "")
         else:
-            msg.attachments.append(_attachment(sha, leaf))
-    msg.text = "\n".join(texts) if texts else None
-    msg.html = "\n".join(htmls) if htmls else None
-    msg.extracted_text = extract_text(msg.text)
-    msg.extracted_html = extract_html(msg.html)
+            msg.attachments.append(_attachment(leaf))
+    # JSON consumers get one line ending: "\n" (the exact bytes stay available at raw_url).
+    msg.text = _lf("\n".join(texts)) if texts else None
+    msg.html = _lf("\n".join(htmls)) if htmls else None
+    reply = extract_text(msg.text)
+    msg.extracted_text = reply.text
+    msg.extracted_signature = reply.signature
+    msg.extracted_html = extract_html(msg.html).html
     msg.thread_key = thread_key(msg.message_id, msg.in_reply_to, msg.references)
+    msg.auto_submitted = classify(raw_headers, _top_content_type(raw_headers))
     return msg
+
+
+def _walk(raw: bytes, errors: list[str]) -> _Walk:
+    try:
+        return _walk_flanker(raw)
+    except Exception as exc:  # noqa: BLE001 - flanker raises many types on broken MIME
+        errors.append(f"mime: flanker could not parse the message ({type(exc).__name__}: {exc}); "
+                      "read with the stdlib parser")
+    for attempt in (raw, raw[: structure_cut(raw, 200) or len(raw)]):
+        try:
+            return _walk_stdlib(attempt)
+        except RecursionError:
+            errors.append("limits: the stdlib parser ran out of stack; read again up to 200 parts")
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"mime: unreadable ({type(exc).__name__}: {exc})")
+            break
+    return _Walk()
+
+
+def _top_content_type(raw_headers: list[tuple[str, str]]) -> str | None:
+    value = next((v for n, v in raw_headers if n.lower() == "content-type"), None)
+    if value is None:
+        return None
+    return value.split(";")[0].strip().lower() or None
+
+
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _read_structured_headers(msg: ParsedMessage, raw_headers: list[tuple[str, str]]) -> None:
@@ -121,23 +179,28 @@ def _is_body(leaf: _Leaf) -> bool:
             and leaf.disposition != "attachment")
 
 
-def _attachment(message_sha: str, leaf: _Leaf) -> Attachment:
+def _attachment(leaf: _Leaf) -> Attachment:
     disposition = leaf.disposition if leaf.disposition in ("attachment", "inline") else (
         "inline" if leaf.content_id else "attachment")
-    att_id = "att_" + hashlib.sha256(f"{message_sha}:{leaf.part}".encode()).hexdigest()[:24]
+    content_sha = hashlib.sha256(leaf.payload).hexdigest()
+    # The id depends on the part and its content only, not on the whole message: the stored copy
+    # carries our trace fields on top, and the web role re-parses it to serve the attachment.
+    att_id = "att_" + hashlib.sha256(f"{leaf.part}:{content_sha}".encode()).hexdigest()[:24]
+    forwarded = forwarded_summary(leaf.payload) if leaf.content_type in _MESSAGE_TYPES else None
     return Attachment(id=att_id, filename=leaf.filename, content_type=leaf.content_type, size=len(leaf.payload),
-                      disposition=disposition, content_id=leaf.content_id,
-                      sha256=hashlib.sha256(leaf.payload).hexdigest(), part=leaf.part, content=leaf.payload)
+                      disposition=disposition, content_id=leaf.content_id, sha256=content_sha, part=leaf.part,
+                      content=leaf.payload, forwarded=forwarded)
 
 
 def _clean_cid(value: str | None) -> str | None:
     if not value:
         return None
-    value = value.strip()
+    value = str(value).strip()
     return value[1:-1] if value.startswith("<") and value.endswith(">") else value
 
 
 def _transfer_decode(cte: str | None, body: bytes) -> bytes:
+    """RFC 2045 §6: base64 and quoted-printable decoded; 7bit, 8bit, binary and unknown values as is."""
     cte = (cte or "7bit").strip().lower()
     if cte == "base64":
         try:
@@ -154,68 +217,141 @@ def _transfer_decode(cte: str | None, body: bytes) -> bytes:
     return body
 
 
+def _latin1_to_text(value: str) -> str:
+    """A header value flanker read from our latin-1 view of the bytes: raw UTF-8 (RFC 6532) is
+    re-read as UTF-8; anything else (encoded-words flanker decoded) is kept."""
+    try:
+        data = value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value
+    if data.isascii():
+        return value
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
 # flanker ---------------------------------------------------------------------------------------
 
-def _walk_flanker(raw: bytes) -> list[_Leaf]:
+def _walk_flanker(raw: bytes) -> _Walk:
     from flanker import mime
 
-    # flanker scans text; surrogateescape keeps every byte recoverable (read_body().encode below).
-    root = mime.from_string(raw.decode("utf-8", "surrogateescape"))
-    leaves: list[_Leaf] = []
-    _flanker_visit(root, "", leaves, 0)
-    return leaves
+    # latin-1 maps each byte to one character: the string costs one byte per byte of mail, and
+    # flanker's character offsets are byte offsets into ``raw``, so bodies are sliced from the bytes.
+    root = mime.from_string(raw.decode("latin-1"))
+    walk = _Walk()
+    _flanker_visit(root, "", walk, 0, raw)
+    return walk
 
 
-def _flanker_visit(part, number: str, leaves: list[_Leaf], depth: int) -> None:
-    if depth > MAX_DEPTH or len(leaves) > MAX_PARTS:
+def _flanker_visit(part, number: str, walk: _Walk, depth: int, raw: bytes) -> None:
+    if depth > MAX_DEPTH:
+        walk.too_deep = True
+        return
+    if walk.full():
         return
     ctype = part.content_type
     if ctype.is_multipart():
         for i, child in enumerate(part.parts, start=1):
-            _flanker_visit(child, f"{number}.{i}" if number else str(i), leaves, depth + 1)
+            _flanker_visit(child, f"{number}.{i}" if number else str(i), walk, depth + 1, raw)
         return
     number = number or "1"  # RFC 3501 §6.4.5: a non-multipart message's only part is 1
     content_type = f"{ctype.main}/{ctype.sub}".lower()
     disposition, _params = part.content_disposition
     cte = part.headers.get("Content-Transfer-Encoding")
-    undecoded = part._container.read_body().encode("utf-8", "surrogateescape")  # flanker's Stream
+    stream = part._container  # flanker's Stream: offsets of this part in the scanned string
+    stream._load_headers()
+    undecoded = raw[stream._body_start:stream.end + 1]
     payload = _transfer_decode(getattr(cte, "value", cte), undecoded)
     charset = ctype.params.get("charset")
-    filename = bytes_from_surrogates(part.detected_file_name or "") or None
-    leaves.append(_Leaf(
+    filename = _latin1_to_text(part.detected_file_name or "") or None
+    if filename and ("\ufffd" in filename or "=?" in filename):
+        filename = _stdlib_filename(raw[stream.start:stream._body_start]) or filename
+    walk.leaves.append(_Leaf(
         part=number, content_type=content_type, charset=charset, filename=filename,
         disposition=(disposition or None), content_id=_clean_cid(part.headers.get("Content-Id")),
         payload=payload, text=decode_text(payload, charset) if ctype.main == "text" else None,
     ))
 
 
+def _stdlib_filename(header_block: bytes) -> str | None:
+    """The filename as the stdlib reads it (RFC 2231 with its charset; RFC 2047 words decoded), for
+    the names flanker decodes with the wrong charset."""
+    try:
+        name = message_from_bytes(header_block + b"\r\n", policy=compat32).get_filename()
+    except Exception:  # noqa: BLE001 - best effort; flanker's reading stays
+        return None
+    if not name:
+        return None
+    name = decode_value(name)
+    return None if "\ufffd" in name else name
+
+
 # stdlib fallback -------------------------------------------------------------------------------
 
-def _walk_stdlib(raw: bytes) -> list[_Leaf]:
+_BOUNDARY_LINE_RE = re.compile(r"^--([^\s]{1,200}?)(--)?[ \t]*$", re.M)
+_HEADER_LINE_RE = re.compile(r"^[!-9;-~]+[ \t]*:", re.M)
+
+
+def _walk_stdlib(raw: bytes) -> _Walk:
     root = message_from_bytes(raw, policy=compat32)
-    leaves: list[_Leaf] = []
-    _stdlib_visit(root, "", leaves, 0)
-    return leaves
+    walk = _Walk()
+    _stdlib_visit(root, "", walk, 0)
+    return walk
 
 
-def _stdlib_visit(part: StdMessage, number: str, leaves: list[_Leaf], depth: int) -> None:
-    if depth > MAX_DEPTH or len(leaves) > MAX_PARTS:
+def _resplit(part: StdMessage) -> list[StdMessage] | None:
+    """A multipart whose declared boundary never occurs: split it at the boundary the body really
+    uses (the first ``--token`` line followed by a header line), as lenient readers do."""
+    body = part.get_payload()
+    if not isinstance(body, str):
+        return None
+    for m in _BOUNDARY_LINE_RE.finditer(body):
+        after = body[m.end():].lstrip("\r\n")
+        if not _HEADER_LINE_RE.match(after):
+            continue
+        token = re.escape("--" + m.group(1))
+        chunks = re.split(rf"(?m)^{token}(?:--)?[ \t]*\r?$\n?", body[m.start():])
+        children = [message_from_string(c, policy=compat32) for c in chunks[1:] if c.strip()]
+        return children or None
+    return None
+
+
+def _body_bytes(part: StdMessage, content_type: str) -> bytes:
+    """The transfer-decoded body of a leaf, also for message/* parts the stdlib parsed into objects."""
+    if part.is_multipart():
+        inner = part.get_payload()
+        if content_type in _MESSAGE_TYPES:
+            return inner[0].as_bytes() if inner else b""
+        return b"\n".join(m.as_bytes() for m in inner if isinstance(m, StdMessage))
+    return part.get_payload(decode=True) or b""
+
+
+def _stdlib_visit(part: StdMessage, number: str, walk: _Walk, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        walk.too_deep = True
+        return
+    if walk.full():
         return
     content_type = part.get_content_type().lower()
-    if part.is_multipart() and content_type.startswith("multipart/"):
-        for i, child in enumerate(part.get_payload(), start=1):
-            _stdlib_visit(child, f"{number}.{i}" if number else str(i), leaves, depth + 1)
-        return
+    if content_type.startswith("multipart/"):
+        children = part.get_payload() if part.is_multipart() else _resplit(part)
+        if children:
+            for i, child in enumerate(children, start=1):
+                _stdlib_visit(child, f"{number}.{i}" if number else str(i), walk, depth + 1)
+            return
+        body = part.get_payload(decode=True) or b""
+        if not body.strip():
+            return  # a multipart with neither parts nor text: nothing to report
+        # A multipart without a usable boundary: its body is text (never drop text).
+        content_type = "text/plain"
     number = number or "1"
-    if content_type in ("message/rfc822", "message/global") and part.is_multipart():
-        inner = part.get_payload()
-        payload = inner[0].as_bytes() if inner else b""
-    else:
-        payload = part.get_payload(decode=True) or b""
+    payload = _body_bytes(part, content_type)
     charset = part.get_content_charset()
     text = decode_text(payload, charset) if content_type.startswith("text/") else None
     filename = part.get_filename()
-    leaves.append(_Leaf(
+    walk.leaves.append(_Leaf(
         part=number, content_type=content_type, charset=charset,
         filename=decode_value(filename) if filename else None,
         disposition=part.get_content_disposition(),

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from parser.automated import AutoSubmitted
+
 
 @dataclass(frozen=True)
 class Address:
@@ -37,12 +39,17 @@ class Attachment:
     sha256: str
     part: str
     content: bytes = field(repr=False, default=b"")
+    #: For ``message/rfc822`` and ``message/global``: the enclosed message's header summary
+    #: (``parser.forward.forwarded_summary``); None for other parts.
+    forwarded: dict[str, Any] | None = None
 
     def to_json(self, *, inline_content: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": self.id, "filename": self.filename, "content_type": self.content_type, "size": self.size,
             "disposition": self.disposition, "content_id": self.content_id, "sha256": self.sha256,
         }
+        if self.forwarded is not None:
+            out["forwarded"] = self.forwarded
         if inline_content:
             out["content"] = base64.b64encode(self.content).decode("ascii")
         return out
@@ -70,8 +77,10 @@ class ParsedMessage:
     html: str | None = None
     extracted_text: str | None = None
     extracted_html: str | None = None
+    extracted_signature: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
     thread_key: str | None = None
+    auto_submitted: AutoSubmitted = field(default_factory=AutoSubmitted)
     parse_errors: list[str] = field(default_factory=list)
 
     def header(self, name: str) -> str | None:
@@ -96,7 +105,9 @@ class ParsedMessage:
             "html": self.html,
             "extracted_text": self.extracted_text,
             "extracted_html": self.extracted_html,
+            "extracted_signature": self.extracted_signature,
             "attachments": [a.to_json(inline_content=inline_attachments) for a in self.attachments],
+            "auto_submitted": self.auto_submitted.to_json(),
             "size": self.size,
             "parse_errors": list(self.parse_errors),
         }

@@ -49,6 +49,9 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove ``key``; absent keys are not an error."""
 
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every key starting with ``prefix`` (sorted); for audits and orphan clean-up."""
+
     def describe(self) -> str:
         """A short, secret-free description for logs (``file:///var/blobs``, ``s3://bucket/prefix``)."""
 
@@ -99,6 +102,14 @@ class LocalBlobStore:
             self._path(key).unlink(missing_ok=True)
         except OSError as exc:
             raise BlobError(f"deleting {key}: {exc.strerror or exc}") from exc
+
+    def keys(self, prefix: str = "") -> list[str]:
+        try:
+            found = [p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
+                     if p.is_file() and not p.name.startswith(".tmp-")]
+        except OSError as exc:
+            raise BlobError(f"listing {prefix!r}: {exc.strerror or exc}") from exc
+        return sorted(k for k in found if k.startswith(prefix))
 
     def describe(self) -> str:
         return self.root.resolve().as_uri()
@@ -152,6 +163,19 @@ class S3BlobStore:
             self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (BotoCoreError, ClientError) as exc:
             raise BlobError(f"s3 delete {key}: {exc}") from exc
+
+    def keys(self, prefix: str = "") -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = (f"{self.prefix}/{prefix}" if self.prefix else prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        out: list[str] = []
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+                out += [obj["Key"][strip:] for obj in page.get("Contents", [])]
+        except (BotoCoreError, ClientError) as exc:
+            raise BlobError(f"s3 list {prefix!r}: {exc}") from exc
+        return sorted(out)
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"

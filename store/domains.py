@@ -18,6 +18,10 @@ from store.models import Domain, utcnow
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
+# Sender list entries (inbound.scan.lists): user@example.org, example.org, or .example.org.
+_SENDER_LISTS = {"sender_allowlist", "sender_blocklist"}
+_SENDER_ENTRY_RE = re.compile(r"^(?:[^@\s]+@)?\.?[^@\s.]+(?:\.[^@\s.]+)+$")
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -69,6 +73,9 @@ class DomainPolicy:
                 value = None if raw.lower() in ("", "none", "off") else float(raw)
             elif kind.startswith("tuple"):
                 value = tuple(sorted({x.strip().lower() for x in raw.split(",") if x.strip()}))
+                bad = [v for v in value if key in _SENDER_LISTS and not _SENDER_ENTRY_RE.match(v)]
+                if bad:
+                    raise ValueError(f"expected user@domain, domain or .domain entries, got {', '.join(bad)}")
             else:
                 value = raw
         except ValueError as exc:

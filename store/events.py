@@ -315,6 +315,8 @@ def record_inline_deliveries(db: Database, tx: NewTransaction, attempts: list[In
                         endpoint_id=a.endpoint_id, state=state, attempts=1, created_at=tx.received_at,
                         delivered_at=utcnow() if a.ok else None, last_status_code=a.status_code,
                         last_error=a.error))
+        s.flush()  # events before their attempts: the models declare no relationships to order by
+        for a in attempts:
             s.add(DeliveryAttempt(event_id=a.event_id, endpoint_id=a.endpoint_id, attempt=1, started_at=a.started_at,
                                   status_code=a.status_code, latency_ms=a.latency_ms, error=a.error,
                                   outcome="delivered" if a.ok else "deferred"))

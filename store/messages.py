@@ -8,7 +8,6 @@ event and one outbox row, in the same transaction, so a committed message is alw
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +22,10 @@ from store.errors import NotFound
 from store.ids import new_id
 from store.imap_structures import add_structure, structure_row
 from store.models import Domain, Event, EventState, Message, MessageStatus, OutboxEntry, Retention
+from store.threads import assign_thread, thread_id_for
+
+__all__ = ["MessageRecord", "NewTransaction", "Recipient", "StoredMessage", "get_message", "record_transaction",
+           "record_transaction_in", "thread_id_for"]
 
 
 @dataclass(frozen=True)
@@ -127,12 +130,6 @@ class MessageRecord:
                    list(m.parse_errors or []), dict(m.auth or {}), dict(m.spam or {}), dict(m.virus or {}))
 
 
-def thread_id_for(account_id: str, thread_key: str | None, fallback: str) -> str:
-    """The account-scoped ``thr_`` id of a thread key (a root msg-id), or of ``fallback`` without one."""
-    basis = thread_key or fallback
-    return "thr_" + hashlib.sha256(f"{account_id}\0{basis}".encode()).hexdigest()[:26]
-
-
 def _allocate_uids(session: Session, domain_id: str, count: int) -> tuple[int, int]:
     """Reserve ``count`` IMAP UIDs and one mod-sequence of a domain inside the current transaction;
     returns ``(first uid, modseq)``.
@@ -167,6 +164,7 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
             counts[r.domain.id] = counts.get(r.domain.id, 0) + 1
         for domain_id in sorted(counts):
             uids[domain_id], modseqs[domain_id] = _allocate_uids(s, domain_id, counts[domain_id])
+    threads: dict[str, str] = {}  # account → thread of this message (one per account)
     for i, r in enumerate(tx.recipients):
         msg_id = tx.message_ids[i] if tx.message_ids else new_id("msg")
         uid = None
@@ -174,6 +172,13 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
             uid = uids[r.domain.id]
             uids[r.domain.id] += 1
         keep_content = tx.retention == Retention.STORED
+        thread_id = None
+        if keep_content:
+            if r.domain.account_id not in threads:
+                threads[r.domain.account_id] = assign_thread(
+                    s, r.domain.account_id, message_id=tx.message_id_header, in_reply_to=tx.in_reply_to,
+                    references=tx.references, thread_key=tx.thread_key, fallback=msg_id)
+            thread_id = threads[r.domain.account_id]
         s.add(Message(
             id=msg_id, transaction_id=tx.transaction_id, account_id=r.domain.account_id, domain_id=r.domain.id,
             inbox=r.inbox, mailbox="INBOX", imap_uid=uid, status=tx.status.value, retention=tx.retention.value,
@@ -182,7 +187,7 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
             message_id_header=tx.message_id_header if keep_content else None,
             in_reply_to=tx.in_reply_to if keep_content else None,
             references=list(tx.references) if keep_content else [],
-            thread_id=thread_id_for(r.domain.account_id, tx.thread_key, msg_id) if keep_content else None,
+            thread_id=thread_id,
             subject=tx.subject if keep_content else None,
             from_address=tx.from_address if keep_content else None,
             from_name=tx.from_name if keep_content else None,
@@ -194,16 +199,22 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
         event_ids: list[str] = []
         endpoint_ids: list[str] = []
         if tx.create_events:
-            s.flush()
             for ep in endpoints_for_domain(s, r.domain.account_id, r.domain.id):
-                evt_id = new_id("evt")
-                s.add(Event(id=evt_id, account_id=r.domain.account_id, message_id=msg_id, endpoint_id=ep.id,
-                            type="message.received", state=EventState.PENDING.value, attempts=0,
-                            created_at=tx.received_at))
-                s.add(OutboxEntry(event_id=evt_id, due_at=tx.received_at))
-                event_ids.append(evt_id)
+                event_ids.append(new_id("evt"))
                 endpoint_ids.append(ep.id)
         stored.append(StoredMessage(msg_id, r.inbox, r.domain.name, uid, tuple(event_ids), tuple(endpoint_ids)))
+    # Parents before children, table by table: the models declare no relationships for the
+    # unit of work to order inserts by, and the foreign keys are enforced.
+    s.flush()
+    for m, r in zip(stored, tx.recipients):
+        for evt_id, ep_id in zip(m.event_ids, m.endpoint_ids):
+            s.add(Event(id=evt_id, account_id=r.domain.account_id, message_id=m.id, endpoint_id=ep_id,
+                        type="message.received", state=EventState.PENDING.value, attempts=0,
+                        created_at=tx.received_at))
+    s.flush()
+    for m in stored:
+        for evt_id in m.event_ids:
+            s.add(OutboxEntry(event_id=evt_id, due_at=tx.received_at))
     if with_uid and tx.imap_structure is not None:
         add_structure(s, structure_row(tx.transaction_id, tx.imap_structure))
     s.flush()

@@ -263,6 +263,19 @@ class AppPassword(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class ThreadLink(Base):
+    """Message-ID → thread, per account (store.threads): every msg-id a message carries (its own,
+    In-Reply-To, References) points at the thread it joined, so a reply and its original meet
+    whichever arrives first. Keyed by the SHA-256 of the msg-id (ids can be long and hostile)."""
+
+    __tablename__ = "thread_links"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    msgid_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(String(40), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class MessageStructure(Base):
     """IMAP structures of one stored SMTP transaction (RFC 3501 §7.4.2, §6.4.5), computed at ingest.
 

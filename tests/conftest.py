@@ -122,3 +122,36 @@ def instance(tmp_path, redis_url) -> Iterator[MailkiteInstance]:
     inst = MailkiteInstance(data_dir=tmp_path / "var", redis_url=redis_url)
     yield inst
     inst.stop_all()
+
+
+# Scanners (tests/test_scan_*.py): real clamd, rspamd and spamd from Debian's packages, started once
+# per session on free loopback ports (tests/support/clamd.py, rspamd.py, spamd.py). Tests that stop
+# or pause one start or resume it again before they end.
+def _scanner_daemon(cls):
+    server = cls()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def clamd_server():
+    from tests.support.clamd import ClamdProcess
+
+    yield from _scanner_daemon(ClamdProcess)
+
+
+@pytest.fixture(scope="session")
+def rspamd_server():
+    from tests.support.rspamd import RspamdProcess
+
+    yield from _scanner_daemon(RspamdProcess)
+
+
+@pytest.fixture(scope="session")
+def spamd_server():
+    from tests.support.spamd import SpamdProcess
+
+    yield from _scanner_daemon(SpamdProcess)

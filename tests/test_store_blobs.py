@@ -37,3 +37,11 @@ def test_local_store_leaves_no_temporary_files(tmp_path):
 def test_unknown_scheme_is_refused():
     with pytest.raises(ValueError, match="unsupported blob URL"):
         open_blob_store("ftp://example.com/x")
+
+
+def test_keys_lists_by_prefix(blobs):
+    for key in ("raw/2026/a.eml", "raw/2026/b.eml", "parsed/2026/a.json"):
+        blobs.put(key, b"x")
+    assert blobs.keys("raw/") == ["raw/2026/a.eml", "raw/2026/b.eml"]
+    assert blobs.keys() == ["parsed/2026/a.json", "raw/2026/a.eml", "raw/2026/b.eml"]
+    assert blobs.keys("nothing/") == []

@@ -159,6 +159,7 @@ class WebhookReceiver:
     def __post_init__(self) -> None:
         self.port = free_port()
         self._cond = threading.Condition()
+        self._arrivals = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -169,7 +170,8 @@ class WebhookReceiver:
                 req = ReceivedRequest(self.path, {k.lower(): v for k, v in self.headers.items()},
                                       self.rfile.read(length), time.time())
                 with receiver._cond:
-                    n = len(receiver.requests)
+                    n = receiver._arrivals  # numbered on arrival, not on completion
+                    receiver._arrivals += 1
                 status, headers, delay = (receiver.responder(req, n) if receiver.responder else (200, {}, 0.0))
                 if delay:
                     time.sleep(delay)

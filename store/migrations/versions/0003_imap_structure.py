@@ -1,14 +1,14 @@
 """IMAP structures computed at ingest (ENVELOPE, BODYSTRUCTURE, BODY, header block, part offsets)
 
 Revision ID: 0003_imap_structure
-Revises: 0001
+Revises: 0002_threads
 Create Date: 2026-11-22
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0003_imap_structure'
-down_revision = '0001'
+down_revision = '0002_threads'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,266 @@
+"""Ingest benchmark: SMTP acceptance rate and end-to-end latency (end of DATA → webhook received).
+
+Starts its own ``mailkite serve`` (SQLite, then PostgreSQL), an HTTP receiver in its own process,
+and sends realistic 5–50 KB messages (about a third with attachments) over K concurrent SMTP
+sessions. Two phases per database:
+
+1. throughput: N messages as fast as the K sessions go → accepted messages/s;
+2. latency: a paced load (default 100 messages/s for 10 s) → p50/p95/p99 from the moment the
+   client hands the message to DATA until the webhook reaches the receiver;
+
+and, during phase 1, the NOOP round trip of one more session: CPU-heavy ingest work must not stall
+the SMTP event loop for other sessions.
+
+Prints figures; asserts nothing. Usage::
+
+    .venv/bin/python bench/ingest.py [--messages 2000] [--sessions 20] [--rate 100] [--seconds 10]
+                                     [--db sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import smtplib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from email import policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.instance import MailkiteInstance  # noqa: E402
+from tests.support.servers import PostgresDatabase, RedisProcess, free_port, wait_for_port  # noqa: E402
+
+WORDS = ("invoice order delivery account meeting schedule report update customer support request "
+         "payment review project team weekly status question answer thanks please regards").split()
+
+
+def make_message(rng: random.Random, tag: str) -> bytes:
+    """A realistic message of 5–50 KB; about a third carry a 10–40 KB attachment."""
+    m = EmailMessage()
+    m["From"] = f"{rng.choice(['Ana', 'Ben', 'Chen', 'Dara'])} <sender{rng.randint(1, 50)}@sender.test>"
+    m["To"] = "support@example.com"
+    m["Subject"] = " ".join(rng.choice(WORDS) for _ in range(6))
+    m["Message-ID"] = f"<{tag}@bench.test>"
+    m["Date"] = "Sun, 22 Nov 2026 10:00:00 +0000"
+    size = rng.randint(5_000, 50_000)
+    attach = rng.random() < 0.33
+    text_size = size // 3 if attach else size
+    lines = []
+    while sum(len(x) + 1 for x in lines) < text_size:
+        lines.append(" ".join(rng.choice(WORDS) for _ in range(12)))
+    m.set_content("\n".join(lines))
+    if attach:
+        m.add_attachment(os.urandom(max(1000, (size - text_size) * 3 // 4)), maintype="application",
+                         subtype="pdf", filename="document.pdf")
+    return m.as_bytes(policy=policy.SMTP)
+
+
+def receiver_process(port: int, out_path: str, ready) -> None:
+    """Records ``message_id<TAB>arrival time`` for every webhook, in its own process."""
+    out = open(out_path, "a", buffering=1)
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["content-length"]))
+            now = time.time()
+            message_id = json.loads(body)["data"]["message_id"]
+            with lock:
+                out.write(f"{message_id}\t{now}\n")
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    ready.set()
+    server.serve_forever()
+
+
+def send_all(port: int, messages: list[tuple[str, bytes]], sessions: int, rate: float | None,
+             sent_at: dict[str, float]) -> float:
+    """Send over ``sessions`` connections; paced at ``rate``/s if given. Returns the wall time."""
+    start = time.perf_counter()
+    lock = threading.Lock()
+    queue = list(enumerate(messages))
+
+    def worker():
+        with smtplib.SMTP("127.0.0.1", port, timeout=120) as c:
+            c.ehlo("bench.test")
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    index, (tag, raw) = queue.pop(0)
+                if rate:
+                    delay = start + index / rate - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                c.mail("sender@sender.test")
+                c.rcpt("support@example.com")
+                t0 = time.time()
+                code, _ = c.data(raw)
+                if code != 250:
+                    raise RuntimeError(f"message refused: {code}")
+                sent_at[tag] = t0
+
+    threads = [threading.Thread(target=worker) for _ in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
+class NoopProbe:
+    """A separate SMTP session sending NOOP every 20 ms: its round-trip times show whether ingest
+    work (parsing, storing) ever stalls the MX event loop for other sessions."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=60) as c:
+            c.ehlo("probe.test")
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                c.noop()
+                self.samples.append((time.perf_counter() - t0) * 1000)
+                self._stop.wait(0.02)
+
+    def __enter__(self) -> "NoopProbe":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def wait_received(path: Path, tags: set[str], timeout: float) -> dict[str, float]:
+    deadline = time.monotonic() + timeout
+    got: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        got = {}
+        for line in path.read_text().splitlines():
+            mid, at = line.split("\t")
+            got.setdefault(mid.strip("<>").split("@")[0], float(at))
+        if tags <= set(got):
+            break
+        time.sleep(0.2)
+    return got
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def run(db_kind: str, args, workdir: Path) -> dict:
+    redis = RedisProcess(workdir / "redis")
+    redis.start()
+    pg = None
+    inst = MailkiteInstance(data_dir=workdir / f"var-{db_kind}", redis_url=redis.url,
+                            extra_env={"MAILKITE_WORKER_PROCESSES": str(args.workers), "MAILKITE_LOG_LEVEL": "WARNING"})
+    if db_kind == "postgresql":
+        pg = PostgresDatabase()
+        pg.create()
+        inst.database_url = pg.url
+    port = free_port()
+    received = workdir / f"received-{db_kind}.tsv"
+    received.write_text("")
+    ready = multiprocessing.Event()
+    recv = multiprocessing.Process(target=receiver_process, args=(port, str(received), ready), daemon=True)
+    recv.start()
+    ready.wait(10)
+    wait_for_port(port)
+    try:
+        inst.add_domain("example.com")
+        inst.add_webhook(f"http://127.0.0.1:{port}/hook")
+        inst.start("serve")
+        rng = random.Random(42)
+        warm = [(tag, make_message(rng, tag)) for tag in (uuid.uuid4().hex for _ in range(20))]
+        send_all(inst.mx_port, warm, 4, None, {})
+        wait_received(received, {t for t, _ in warm}, 60)
+
+        batch = [(tag, make_message(rng, tag)) for tag in (uuid.uuid4().hex for _ in range(args.messages))]
+        total_bytes = sum(len(r) for _, r in batch)
+        sent_at: dict[str, float] = {}
+        with NoopProbe(inst.mx_port) as probe:
+            wall = send_all(inst.mx_port, batch, args.sessions, None, sent_at)
+        wait_received(received, {t for t, _ in batch}, 300)
+        accepted_rate = len(sent_at) / wall
+
+        paced = [(tag, make_message(rng, tag)) for tag in (uuid.uuid4().hex for _ in range(int(args.rate * args.seconds)))]
+        paced_sent: dict[str, float] = {}
+        paced_wall = send_all(inst.mx_port, paced, args.sessions, args.rate, paced_sent)
+        got = wait_received(received, {t for t, _ in paced}, 300)
+        latencies = [(got[t] - paced_sent[t]) * 1000 for t, _ in paced if t in got]
+        missing = len(paced) - len(latencies)
+        return {
+            "db": db_kind, "messages": len(batch), "avg_kb": total_bytes / len(batch) / 1024,
+            "accepted_per_s": accepted_rate, "offered_per_s": len(paced) / paced_wall,
+            "p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99),
+            "max": max(latencies), "mean": statistics.mean(latencies), "missing": missing,
+            "noop_p50": pct(probe.samples, 50), "noop_p99": pct(probe.samples, 99), "noop_max": max(probe.samples),
+        }
+    finally:
+        inst.stop_all()
+        recv.terminate()
+        redis.stop()
+        if pg:
+            pg.drop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=2000)
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--workers", type=int, default=2, help="webhook worker processes")
+    ap.add_argument("--db", default="sqlite,postgresql")
+    args = ap.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="mk-bench-"))
+    results = []
+    try:
+        for kind in args.db.split(","):
+            results.append(run(kind.strip(), args, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\nmailkite ingest benchmark — {os.cpu_count()} cores, {args.sessions} SMTP sessions, "
+          f"{args.workers} webhook workers")
+    print(f"{'database':<11} {'msgs':>5} {'avg KB':>7} {'accepted/s':>11} | {'offered/s':>9} "
+          f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} {'lost':>5}")
+    for r in results:
+        print(f"{r['db']:<11} {r['messages']:>5} {r['avg_kb']:>7.1f} {r['accepted_per_s']:>11.1f} | "
+              f"{r['offered_per_s']:>9.1f} {r['p50']:>7.1f} {r['p95']:>7.1f} {r['p99']:>7.1f} {r['max']:>7.1f} "
+              f"{r['missing']:>5}")
+    print("\nevent-loop responsiveness during the throughput phase (NOOP round trip on another session):")
+    for r in results:
+        print(f"{r['db']:<11} p50 {r['noop_p50']:.1f} ms, p99 {r['noop_p99']:.1f} ms, max {r['noop_max']:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Threading at ingest (store.threads): JWZ-style msg-id links per account, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+
+from store.db import Database
+from store.domains import DomainInfo, DomainPolicy, add_domain
+from store.ids import new_id
+from store.messages import NewTransaction, Recipient, get_message, record_transaction
+from store.models import Account, Domain, Message, ThreadLink
+from parser import parse
+
+
+def _deliver(db: Database, domain: DomainInfo, message_id: str | None, in_reply_to: str | None = None,
+             references: tuple[str, ...] = ()) -> str:
+    """Store one message the way the pipeline does (headers parsed from real bytes); its thread id."""
+    lines = [f"From: a@{domain.name}", f"To: b@{domain.name}", "Subject: t"]
+    if message_id:
+        lines.append(f"Message-ID: {message_id}")
+    if in_reply_to:
+        lines.append(f"In-Reply-To: {in_reply_to}")
+    if references:
+        lines.append("References: " + " ".join(references))
+    parsed = parse(("\r\n".join(lines) + "\r\n\r\nhello\r\n").encode())
+    inbox = f"b@{domain.name}"
+    [stored] = record_transaction(db, NewTransaction(
+        transaction_id=new_id("txn"), recipients=[Recipient(inbox, domain, (inbox,))], mail_from="a@x.test",
+        client_ip="127.0.0.1", helo="x.test", tls=False, received_at=datetime.now(timezone.utc), size=10,
+        sha256=parsed.sha256, raw_key=None, parsed_key=None, message_id_header=parsed.message_id,
+        in_reply_to=parsed.in_reply_to, references=parsed.references, thread_key=parsed.thread_key,
+        create_events=False))
+    return get_message(db, stored.id).thread_id
+
+
+def test_reply_joins_its_original(db):
+    d = add_domain(db, "threads.test")
+    root = _deliver(db, d, "<a@x>")
+    reply = _deliver(db, d, "<b@x>", "<a@x>", ("<a@x>",))
+    deeper = _deliver(db, d, "<c@x>", "<b@x>", ("<a@x>", "<b@x>"))
+    only_irt = _deliver(db, d, "<d@x>", "<c@x>")  # In-Reply-To only, no References
+    assert root.startswith("thr_")
+    assert root == reply == deeper == only_irt
+    assert _deliver(db, d, "<other@x>") != root
+
+
+def test_original_arriving_after_its_reply_joins_the_reply_thread(db):
+    d = add_domain(db, "late.test")
+    reply = _deliver(db, d, "<r@x>", "<o@x>", ("<o@x>",))
+    original = _deliver(db, d, "<o@x>")
+    assert original == reply
+
+
+def test_two_threads_that_turn_out_to_be_one_merge_into_the_older(db):
+    d = add_domain(db, "merge.test")
+    first = _deliver(db, d, "<m1@x>")
+    second = _deliver(db, d, "<m2@x>")
+    assert first != second
+    bridge = _deliver(db, d, "<m3@x>", "<m2@x>", ("<m1@x>", "<m2@x>"))
+    assert bridge == first  # the thread created first survives
+    with db.read() as s:
+        threads = set(s.scalars(select(Message.thread_id).where(Message.domain_id == d.id)))
+        links = set(s.scalars(select(ThreadLink.thread_id).where(ThreadLink.account_id == d.account_id)))
+    assert threads == {first} and links == {first}  # rows and links re-pointed
+    assert _deliver(db, d, "<m4@x>", "<m2@x>") == first
+
+
+def test_messages_without_ids_each_get_their_own_thread(db):
+    d = add_domain(db, "noid.test")
+    assert _deliver(db, d, None) != _deliver(db, d, None)
+
+
+def test_threads_are_per_account(db):
+    mine = add_domain(db, "mine.test")
+    with db.session() as s:
+        s.add(Account(id="acc_other", name="other"))
+        s.flush()
+        s.add(Domain(id="dom_other", account_id="acc_other", name="theirs.test", zero_retention=False, policy={},
+                     imap_uidvalidity=1, imap_next_uid=1))
+    theirs = DomainInfo("dom_other", "acc_other", "theirs.test", False, True, DomainPolicy())
+    a = _deliver(db, mine, "<same@x>")
+    b = _deliver(db, theirs, "<reply@x>", "<same@x>", ("<same@x>",))
+    assert a != b
+    assert _deliver(db, theirs, "<same@x>") == b
+
+
+def test_hostile_msg_ids_are_bounded(db):
+    d = add_domain(db, "hostile.test")
+    huge = "<" + "x" * 20000 + "@y>"
+    refs = tuple(f"<r{i}@x>" for i in range(5000))
+    t = _deliver(db, d, huge, huge, refs)
+    assert t.startswith("thr_")
+    with db.read() as s:
+        count = len(s.scalars(select(ThreadLink.msgid_sha256).where(ThreadLink.account_id == d.account_id)).all())
+    assert count <= 102  # own id, In-Reply-To and the newest 100 References
+    assert _deliver(db, d, "<late@x>", "<r4999@x>") == t
