@@ -11,7 +11,7 @@ import imapclient
 import pytest
 
 from tests.support.imap import client_context
-from tests.support.mx_dns import MxDnsServer
+from tests.support.dns_server import DnsTestServer, Zone
 from tests.support.servers import wait_for_port
 
 pytestmark = pytest.mark.slow
@@ -19,9 +19,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def dns():
-    server = MxDnsServer({"verified.test": "mx.mailkite.test", "elsewhere.test": "mx.other.example"}).start()
-    yield server
-    server.stop()
+    zone = Zone().add("verified.test", "MX", "10 mx.mailkite.test").add("elsewhere.test", "MX", "10 mx.other.example")
+    with DnsTestServer(zone) as server:
+        yield server
 
 
 def test_serve_verify_password_smtp_idle_revoke(instance, dns):
