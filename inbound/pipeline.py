@@ -78,7 +78,9 @@ class IngestPipeline:
     def __init__(self, *, db: Database, blobs: BlobStore, links: LinkSigner, zr_sender: AsyncWebhookSender,
                  secret_box, parse_executor: Executor | None = None,
                  authenticate: Authenticator = no_authentication, scan: Scanner = no_scanning,
-                 on_committed: Callable[[], None] | None = None, writer: BatchWriter | None = None) -> None:
+                 on_committed: Callable[[], None] | None = None,
+                 on_stored: Callable[[list[StoredMessage]], None] | None = None,
+                 writer: BatchWriter | None = None) -> None:
         self.db = db
         self.writer = writer or BatchWriter(db)
         self.blobs = blobs
@@ -86,6 +88,8 @@ class IngestPipeline:
         self.authenticate = authenticate
         self.scan = scan
         self.on_committed = on_committed
+        # Told what was stored once it is committed (the IMAP window's new-mail notification).
+        self.on_stored = on_stored
         self.zero_retention = ZeroRetentionDelivery(db=db, sender=zr_sender, secret_box=secret_box)
         self.links = links
 
@@ -137,6 +141,8 @@ class IngestPipeline:
             message_ids += [m.id for m in stored]
             if self.on_committed:
                 self.on_committed()
+            if self.on_stored:
+                self.on_stored(stored)
         metrics.MESSAGES.labels("accepted", "ok").inc()
         metrics.MESSAGE_BYTES.observe(len(raw))
         return IngestOutcome(f"250 2.0.0 Ok: queued as {' '.join(message_ids)}", "accepted", decision.reason,

@@ -63,7 +63,11 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_imap(settings: Settings, args: argparse.Namespace) -> int:
-    raise CliError("the IMAP window is not available in this version yet")
+    from mailkite.imap_role import run_imap  # not via mailkite.roles: keeps the IMAP process small
+
+    configure_logging("imap", settings.log_level)
+    run_imap(settings)
+    return 0
 
 
 # Administration --------------------------------------------------------------------------------
@@ -220,6 +224,38 @@ def cmd_events_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_app_password_create(settings: Settings, args: argparse.Namespace) -> int:
+    from store.app_passwords import create_app_password
+
+    info, secret = create_app_password(_db(settings), args.label, args.scope)
+    print(f"created app-password {info.id} ({info.label}) for {info.scope}")
+    print(f"IMAP password (shown once): {secret}")
+    print(f"use it with any username at {settings.hostname}:{settings.imap_listen.rsplit(':', 1)[-1]} (implicit TLS)")
+    return 0
+
+
+def cmd_app_password_list(settings: Settings, args: argparse.Namespace) -> int:
+    from store.app_passwords import list_app_passwords
+
+    rows = [[p.id, p.label, p.scope, p.prefix + "…", _ts(p.created_at), _ts(p.last_used_at),
+             f"revoked {_ts(p.revoked_at)}" if p.revoked_at else "active"]
+            for p in list_app_passwords(_db(settings))]
+    print(_table(["ID", "LABEL", "SCOPE", "PASSWORD", "CREATED", "LAST USED", "STATE"], rows))
+    return 0
+
+
+def cmd_app_password_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from imapwindow.notify import publish_once
+    from store.app_passwords import revoke_app_password
+
+    info = revoke_app_password(_db(settings), args.id)
+    # Open sessions end at their next command anyway; the event also ends sessions sitting in IDLE.
+    if settings.redis_url:
+        publish_once(settings.redis_url, {"t": "revoked", "id": info.id})
+    print(f"app-password {info.id} ({info.label}) revoked; its IMAP sessions end at their next command")
+    return 0
+
+
 # Parser ----------------------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -240,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=func)
         return sp
 
-    add(sub, "serve", cmd_serve, "run every role (MX, web, workers; embedded Redis when none is configured)")
+    add(sub, "serve", cmd_serve, "run every role (MX, IMAP, web, workers; embedded Redis when none is configured)")
     add(sub, "mx", cmd_mx, "run the MX listener (and the outbox relay)")
     add(sub, "imap", cmd_imap, "run the IMAP window")
     add(sub, "web", cmd_web, "run the web role")
@@ -276,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("id")
     r = add(wh, "rotate-secret", cmd_webhook_rotate, "issue a new signing secret (the old one keeps signing)")
     r.add_argument("id")
+
+    ap = sub.add_parser("app-password", help="IMAP app-passwords").add_subparsers(dest="ap_command", metavar="ACTION")
+    ap.required = True
+    c = add(ap, "create", cmd_app_password_create, "create an mk_imap_ app-password (printed once)")
+    c.add_argument("--label", required=True, help="what it is for, e.g. 'Thunderbird on my laptop'")
+    c.add_argument("--scope", required=True, metavar="ADDRESS_OR_DOMAIN",
+                   help="one address (bob@example.com) or a whole domain (example.com)")
+    add(ap, "list", cmd_app_password_list, "list app-passwords (never the secrets)")
+    rv = add(ap, "revoke", cmd_app_password_revoke, "revoke an app-password; its sessions end")
+    rv.add_argument("id")
 
     ev = sub.add_parser("events", help="webhook events").add_subparsers(dest="events_command", metavar="ACTION")
     ev.required = True

@@ -11,13 +11,15 @@ from mailkite.tls import ensure_self_signed, server_context
 from store.blobs import BlobStore, open_blob_store
 from store.crypto import SecretBox
 from store.db import Database
-from store.migrate import upgrade
+# store.migrate (Alembic, Mako) is imported when a role migrates: ~10 MB the IMAP process need not carry.
 
 
 def database(settings: Settings, *, migrate: bool = True) -> Database:
     """The metadata database, migrated to the newest schema unless ``migrate`` is False."""
     db = Database(settings.resolved_database_url)
     if migrate:
+        from store.migrate import upgrade  # noqa: PLC0415
+
         upgrade(db)
     return db
 

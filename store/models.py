@@ -119,6 +119,8 @@ class Domain(Base):
     imap_uidvalidity: Mapped[int] = mapped_column(BigInteger)
     imap_next_uid: Mapped[int] = mapped_column(BigInteger, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # RFC 7162 CONDSTORE: bumped in the committing transaction of every new message and flag change.
+    imap_highest_modseq: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
 
 
 class WebhookEndpoint(Base):
@@ -185,6 +187,8 @@ class Message(Base):
     seen: Mapped[bool] = mapped_column(Boolean, default=False)
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     answered: Mapped[bool] = mapped_column(Boolean, default=False)
+    # RFC 7162 mod-sequence of the last change (arrival or flag change), from domains.imap_highest_modseq.
+    modseq: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
 
 
 class Event(Base):
@@ -238,6 +242,25 @@ class DeliveryAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     outcome: Mapped[str] = mapped_column(String(24))
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AppPassword(Base):
+    """An IMAP app-password (DESIGN.md "App-passwords"): only its hash is stored, with a short public
+    ``prefix`` for lookup and display. ``address`` is set for an address scope, None for a whole domain."""
+
+    __tablename__ = "app_passwords"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    label: Mapped[str] = mapped_column(Text)
+    prefix: Mapped[str] = mapped_column(String(24), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(320))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domains.id"))
+    address: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ThreadLink(Base):
