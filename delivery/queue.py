@@ -15,7 +15,7 @@ from store.events import DueEvent
 
 QUEUE_NAME = "mailkite-webhooks"
 JOB_FUNC = "delivery.worker.deliver_event"
-RESULT_TTL_S = 600
+RESULT_TTL_S = 0  # nothing reads job results: the attempt log is in the database
 FAILURE_TTL_S = 7 * 86_400
 
 

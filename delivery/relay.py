@@ -18,8 +18,9 @@ from rq import Queue
 
 from delivery.queue import QueueUnavailable, enqueue, job_waiting
 from store.db import Database
-from store.events import due_outbox, expired_leases, extend_lease, mark_queued, requeue
+from store.events import due_outbox, expired_leases, extend_lease, mark_queued, mark_queued_in, requeue
 from store.models import EventState, utcnow
+from store.writer import BatchWriter
 
 log = logging.getLogger("mailkite.relay")
 
@@ -29,11 +30,13 @@ BATCH = 500
 
 
 class OutboxRelay:
-    """``queue``: the webhook queue; ``job_timeout``: seconds rq lets one job run."""
+    """``queue``: the webhook queue; ``job_timeout``: seconds rq lets one job run; ``writer``: the
+    process's group-commit writer, if it has one (the MX does)."""
 
     def __init__(self, db: Database, queue: Queue, *, job_timeout: int, queue_lease_s: float = QUEUE_LEASE_S,
-                 on_relayed: Callable[[int], None] | None = None) -> None:
+                 on_relayed: Callable[[int], None] | None = None, writer: BatchWriter | None = None) -> None:
         self.db = db
+        self.writer = writer
         self.queue = queue
         self.job_timeout = job_timeout
         self.queue_lease_s = queue_lease_s
@@ -49,7 +52,12 @@ class OutboxRelay:
             if not due:
                 return total
             enqueue(self.queue, due, job_timeout=self.job_timeout)
-            mark_queued(self.db, due, utcnow() + timedelta(seconds=self.queue_lease_s))
+            lease = utcnow() + timedelta(seconds=self.queue_lease_s)
+            if self.writer is not None:
+                # Ride along with the next group commit instead of taking the write lock alone.
+                self.writer.submit(lambda session, due=due: mark_queued_in(session, due, lease)).result()
+            else:
+                mark_queued(self.db, due, lease)
             total += len(due)
             if self.on_relayed:
                 self.on_relayed(len(due))

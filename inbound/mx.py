@@ -5,9 +5,9 @@ Behaviour (RFC 5321 unless noted):
   ENHANCEDSTATUSCODES (RFC 2034) and STARTTLS (RFC 3207) when a certificate is configured; no AUTH.
 - RCPT TO: any address on a receiving domain is accepted (catch-all); others get ``550 5.7.1``
   (relaying denied); more than ``max_recipients`` gets ``452 4.5.3`` (RFC 5321 §4.5.3.1.8).
-- DATA: only ``<CRLF>.<CRLF>`` ends it (aiosmtpd reads CRLF-terminated lines; a bare LF never ends
-  DATA, so ``\\n.\\r\\n`` and ``\\r\\n.\\n`` cannot smuggle a second message); more than SIZE bytes
-  gets ``552 5.3.4``.
+- DATA: only ``<CRLF>.<CRLF>`` ends it (``inbound/smtp_data.py``; a bare LF never ends DATA, so
+  ``\\n.\\r\\n`` and ``\\r\\n.\\n`` cannot smuggle a second message); more than SIZE bytes gets
+  ``552 5.3.4``; lines longer than RFC 5321's 1000 octets are accepted, as Postfix does.
 - End of DATA: the pipeline's reply (250 only once durable; 451/550/554 otherwise).
 Every reply after the greeting carries an RFC 3463 enhanced status code.
 """
@@ -21,18 +21,18 @@ import ssl
 import uuid
 from datetime import timezone
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from inbound import metrics
 from inbound.pipeline import IngestPipeline
 from inbound.recipients import DomainDirectory, normalize_recipient, split_address
+from inbound.smtp_data import read_data_section
 from inbound.types import SmtpEnvelope
 from store.messages import Recipient
 from store.models import utcnow
 
 log = logging.getLogger("mailkite.smtp")
 
-DATA_LINE_LIMIT = 64 * 1024
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(\s|$)")
 # RFC 3463 codes for aiosmtpd's own replies, by basic reply code.
 _ENHANCED_FOR = {
@@ -44,14 +44,16 @@ _ENHANCED_FOR = {
 _REWRITE = {
     "552 Error: Too much mail data": "552 5.3.4 Message too big for system",
     "552 Error: message size exceeds fixed maximum message size": "552 5.3.4 Message size exceeds fixed maximum message size",
-    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)",
 }
 
 
 class MXProtocol(SMTP):
-    """aiosmtpd's SMTP with RFC 3463 enhanced codes on every reply and a longer DATA line limit."""
+    """aiosmtpd's SMTP with RFC 3463 enhanced codes on every reply and a chunked DATA reader."""
 
-    line_length_limit = DATA_LINE_LIMIT
+    # The StreamReader's limit: the reader pauses the socket once it holds twice this much, so a
+    # larger one means fewer pause/resume cycles while DATA streams in (command lines are still
+    # held to command_size_limit).
+    line_length_limit = 64 * 1024
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -63,6 +65,36 @@ class MXProtocol(SMTP):
             await super().smtp_EHLO(hostname)
         finally:
             self._in_ehlo = False
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 - aiosmtpd naming
+        """aiosmtpd's DATA with the chunked reader of :mod:`inbound.smtp_data` (same checks and replies)."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            section = await read_data_section(self._reader, self.data_size_limit)
+        except asyncio.CancelledError:
+            log.info("smtp.data_interrupted", extra={"kv": {"session": getattr(self.session, "mk_id", "")}})
+            self._writer.close()
+            raise
+        if section.closed:
+            self._writer.close()
+            return
+        if section.too_big:
+            await self.push("552 Error: Too much mail data")
+            self._set_post_data_state()
+            return
+        self.envelope.content = self.envelope.original_content = section.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     async def push(self, status):
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status

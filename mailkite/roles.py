@@ -29,6 +29,7 @@ from mailkite import components
 from mailkite.config import ConfigError, HostPort, Settings
 from parser.ingest import warm_up
 from store.domains import load_domain_map
+from store.writer import BatchWriter
 
 log = logging.getLogger("mailkite.roles")
 
@@ -59,8 +60,9 @@ async def _mx_main(settings: Settings) -> None:
     conn = connect_redis(_require_redis(settings))
     queue = webhook_queue(conn)
     stop = threading.Event()
+    writer = BatchWriter(db)  # one group-commit writer for ingest and relay writes
     relay = OutboxRelay(db, queue, job_timeout=int(settings.webhook_timeout_s + 60),
-                        on_relayed=lambda n: delivery_metrics.RELAYED.inc(n))
+                        on_relayed=lambda n: delivery_metrics.RELAYED.inc(n), writer=writer)
     relay_thread = threading.Thread(target=relay.run, args=(stop,), name="outbox-relay", daemon=True)
     relay_thread.start()
     executor = parse_executor(settings)
@@ -73,7 +75,7 @@ async def _mx_main(settings: Settings) -> None:
     imap_events = Publisher(settings.redis_url)
     pipeline = IngestPipeline(db=db, blobs=blobs, links=components.link_signer(settings), zr_sender=zr_sender,
                               secret_box=components.secret_box(settings), parse_executor=executor,
-                              on_committed=relay.wake.set, authenticate=authenticator, scan=scanner,
+                              on_committed=relay.wake.set, authenticate=authenticator, scan=scanner, writer=writer,
                               on_stored=lambda stored: imap_events.mail_stored({m.domain for m in stored}))
     handler = MXHandler(pipeline=pipeline, directory=DomainDirectory(lambda: load_domain_map(db)),
                         max_recipients=settings.max_recipients)

@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+
+from sqlalchemy.orm import Session
 
 from store.db import Database
 from store.endpoints import disable_endpoint
@@ -75,27 +77,37 @@ class EventSummary:
     next_attempt_at: datetime | None
 
 
+_OUTBOX = OutboxEntry.__table__
+_DUE = (select(_OUTBOX.c.id, _OUTBOX.c.event_id, Event.__table__.c.attempts)
+        .select_from(_OUTBOX.join(Event.__table__, Event.__table__.c.id == _OUTBOX.c.event_id))
+        .where(_OUTBOX.c.due_at <= bindparam("b_now")).order_by(_OUTBOX.c.due_at, _OUTBOX.c.id)
+        .limit(bindparam("b_limit")))
+_DELETE_OUTBOX = delete(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("b_ids", expanding=True)))
+_MARK_QUEUED = (update(Event.__table__)
+                .where(Event.__table__.c.id.in_(bindparam("b_ids", expanding=True)),
+                       Event.__table__.c.state == EventState.PENDING.value)
+                .values(state=EventState.QUEUED.value, lease_until=bindparam("b_lease")))
+
+
 def due_outbox(db: Database, *, limit: int = 500, now: datetime | None = None) -> list[DueEvent]:
     """Outbox rows whose time has come, oldest first."""
-    now = now or utcnow()
     with db.read() as s:
-        rows = s.execute(
-            select(OutboxEntry.id, OutboxEntry.event_id, Event.attempts)
-            .join(Event, Event.id == OutboxEntry.event_id)
-            .where(OutboxEntry.due_at <= now).order_by(OutboxEntry.due_at, OutboxEntry.id).limit(limit)
-        ).all()
+        rows = s.connection().execute(_DUE, {"b_now": now or utcnow(), "b_limit": limit}).all()
     return [DueEvent(r[0], r[1], r[2] + 1) for r in rows]
 
 
 def mark_queued(db: Database, due: list[DueEvent], lease_until: datetime) -> None:
     """After a successful enqueue: drop the outbox rows and mark the events queued until ``lease_until``."""
-    if not due:
-        return
-    with db.session() as s:
-        s.execute(delete(OutboxEntry).where(OutboxEntry.id.in_([d.outbox_id for d in due])))
-        s.execute(update(Event).where(Event.id.in_([d.event_id for d in due]),
-                                      Event.state == EventState.PENDING.value)
-                  .values(state=EventState.QUEUED.value, lease_until=lease_until))
+    if due:
+        with db.session() as s:
+            mark_queued_in(s, due, lease_until)
+
+
+def mark_queued_in(s: Session, due: list[DueEvent], lease_until: datetime) -> None:
+    """:func:`mark_queued` inside the caller's transaction (e.g. a group-commit batch)."""
+    conn = s.connection()
+    conn.execute(_DELETE_OUTBOX, {"b_ids": [d.outbox_id for d in due]})
+    conn.execute(_MARK_QUEUED, {"b_ids": [d.event_id for d in due], "b_lease": lease_until})
 
 
 def outbox_depth(db: Database) -> int:
@@ -104,36 +116,56 @@ def outbox_depth(db: Database) -> int:
         return int(s.scalar(select(func.count()).select_from(OutboxEntry)) or 0)
 
 
+_EVENTS = Event.__table__
+_ENDPOINTS = WebhookEndpoint.__table__
+_MESSAGES = Message.__table__
+_DOMAINS = Domain.__table__
+# Prebuilt Core statements for the per-delivery hot path (claim, record a delivered attempt):
+# building ORM statements per call cost more than the SQL (bench/ingest.py).
+_CLAIM = (update(_EVENTS)
+          .where(_EVENTS.c.id == bindparam("b_id"), _EVENTS.c.attempts == bindparam("b_before"),
+                 _EVENTS.c.state.in_([EventState.PENDING.value, EventState.QUEUED.value]))
+          .values(state=EventState.DELIVERING.value, lease_until=bindparam("b_lease")))
+_CLAIMED = (select(_EVENTS.c.created_at.label("event_created_at"), _ENDPOINTS.c.id.label("endpoint_id"),
+                   _ENDPOINTS.c.url.label("endpoint_url"), _ENDPOINTS.c.secret_ciphertext.label("endpoint_secret"),
+                   _ENDPOINTS.c.enabled.label("endpoint_enabled"),
+                   _ENDPOINTS.c.disabled_reason.label("endpoint_disabled_reason"),
+                   _DOMAINS.c.name.label("domain_name"), *_MESSAGES.c)
+            .select_from(_EVENTS.join(_ENDPOINTS, _ENDPOINTS.c.id == _EVENTS.c.endpoint_id)
+                         .join(_MESSAGES, _MESSAGES.c.id == _EVENTS.c.message_id)
+                         .join(_DOMAINS, _DOMAINS.c.id == _MESSAGES.c.domain_id))
+            .where(_EVENTS.c.id == bindparam("b_id")))
+_INSERT_ATTEMPT = insert(DeliveryAttempt.__table__)
+_EVENT_DELIVERED = (update(_EVENTS).where(_EVENTS.c.id == bindparam("b_id"))
+                    .values(state=EventState.DELIVERED.value, attempts=bindparam("b_attempt"),
+                            last_status_code=bindparam("b_status"), last_error=None, lease_until=None,
+                            next_attempt_at=None, delivered_at=bindparam("b_now")))
+_ENDPOINT_HEALTHY = (update(_ENDPOINTS)
+                     .where(_ENDPOINTS.c.id == bindparam("b_id"), _ENDPOINTS.c.failing_since.is_not(None))
+                     .values(failing_since=None))
+
+
 def claim(db: Database, event_id: str, attempt: int, lease_s: float) -> ClaimedEvent | None:
     """Take event ``event_id`` for attempt number ``attempt`` (1-based) for ``lease_s`` seconds.
 
     Returns None when the event is not waiting for that attempt (already delivered, claimed by
-    another worker, or a stale duplicate job)."""
+    another worker, or a stale duplicate job), or when its endpoint was disabled meanwhile (the
+    event is then failed)."""
     now = utcnow()
     with db.session() as s:
-        claimed = s.execute(
-            update(Event)
-            .where(Event.id == event_id, Event.attempts == attempt - 1,
-                   Event.state.in_([EventState.PENDING.value, EventState.QUEUED.value]))
-            .values(state=EventState.DELIVERING.value, lease_until=now + timedelta(seconds=lease_s))
-        ).rowcount
+        conn = s.connection()
+        claimed = conn.execute(_CLAIM, {"b_id": event_id, "b_before": attempt - 1,
+                                        "b_lease": now + timedelta(seconds=lease_s)}).rowcount
         if claimed != 1:
             return None
-        row = s.execute(
-            select(Event, WebhookEndpoint, Message, Domain.name)
-            .join(WebhookEndpoint, WebhookEndpoint.id == Event.endpoint_id)
-            .join(Message, Message.id == Event.message_id)
-            .join(Domain, Domain.id == Message.domain_id)
-            .where(Event.id == event_id)
-        ).one()
-        event, endpoint, message, domain_name = row
-        if not endpoint.enabled:
-            event.state = EventState.FAILED.value
-            event.last_error = f"endpoint disabled: {endpoint.disabled_reason}"
-            event.lease_until = None
+        row = conn.execute(_CLAIMED, {"b_id": event_id}).one()._mapping
+        if not row["endpoint_enabled"]:
+            conn.execute(update(_EVENTS).where(_EVENTS.c.id == event_id).values(
+                state=EventState.FAILED.value, lease_until=None,
+                last_error=f"endpoint disabled: {row['endpoint_disabled_reason']}"))
             return None
-        return ClaimedEvent(event.id, attempt, event.created_at, endpoint.id, endpoint.url,
-                            endpoint.secret_ciphertext, MessageRecord.from_row(message, domain_name))
+        return ClaimedEvent(event_id, attempt, row["event_created_at"], row["endpoint_id"], row["endpoint_url"],
+                            row["endpoint_secret"], MessageRecord.from_mapping(row, row["domain_name"]))
 
 
 @dataclass(frozen=True)
@@ -156,6 +188,17 @@ def record_attempt(db: Database, rec: AttemptRecord) -> str | None:
     """Log the attempt and move the event on; returns the endpoint's disable reason if this attempt
     disabled it (410, or failing for :data:`ENDPOINT_FAILURE_LIMIT`)."""
     disabled: str | None = None
+    attempt_row = dict(event_id=rec.event_id, endpoint_id=rec.endpoint_id, attempt=rec.attempt,
+                       started_at=rec.started_at, status_code=rec.status_code, latency_ms=rec.latency_ms,
+                       error=rec.error, outcome=rec.verdict, next_attempt_at=rec.next_attempt_at)
+    if rec.verdict == "delivered":  # the common case, in three prebuilt statements
+        with db.session() as s:
+            conn = s.connection()
+            conn.execute(_INSERT_ATTEMPT, attempt_row)
+            conn.execute(_EVENT_DELIVERED, {"b_id": rec.event_id, "b_attempt": rec.attempt,
+                                            "b_status": rec.status_code, "b_now": utcnow()})
+            conn.execute(_ENDPOINT_HEALTHY, {"b_id": rec.endpoint_id})
+        return None
     with db.session() as s:
         s.add(DeliveryAttempt(event_id=rec.event_id, endpoint_id=rec.endpoint_id, attempt=rec.attempt,
                               started_at=rec.started_at, status_code=rec.status_code, latency_ms=rec.latency_ms,

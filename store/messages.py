@@ -121,12 +121,20 @@ class MessageRecord:
     virus: dict[str, Any]
 
     @classmethod
+    def from_mapping(cls, m, domain_name: str) -> "MessageRecord":
+        """From a Core row mapping holding the ``messages`` columns by name."""
+        return cls(m["id"], m["transaction_id"], m["account_id"], domain_name, m["inbox"], m["mailbox"],
+                   m["imap_uid"], m["status"], m["retention"], m["received_at"], m["mail_from"],
+                   list(m["rcpt_to"] or []), m["client_ip"], m["helo"], m["tls"], m["message_id_header"],
+                   m["in_reply_to"], list(m["references"] or []), m["thread_id"], m["subject"], m["from_address"],
+                   m["from_name"], m["date"], m["size"], m["sha256"], m["raw_key"], m["parsed_key"],
+                   list(m["parse_errors"] or []), dict(m["auth"] or {}), dict(m["spam"] or {}),
+                   dict(m["virus"] or {}))
+
+    @classmethod
     def from_row(cls, m: Message, domain_name: str) -> "MessageRecord":
-        return cls(m.id, m.transaction_id, m.account_id, domain_name, m.inbox, m.mailbox, m.imap_uid, m.status,
-                   m.retention, m.received_at, m.mail_from, list(m.rcpt_to or []), m.client_ip, m.helo, m.tls,
-                   m.message_id_header, m.in_reply_to, list(m.references or []), m.thread_id, m.subject,
-                   m.from_address, m.from_name, m.date, m.size, m.sha256, m.raw_key, m.parsed_key,
-                   list(m.parse_errors or []), dict(m.auth or {}), dict(m.spam or {}), dict(m.virus or {}))
+        """From an ORM ``Message``."""
+        return cls.from_mapping({c.name: getattr(m, c.key) for c in Message.__table__.columns}, domain_name)
 
 
 _MESSAGES = Message.__table__
