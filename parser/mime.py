@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from email import message_from_bytes, message_from_string
 from email.message import Message as StdMessage
 from email.policy import compat32
+from io import BytesIO
 
 from parser.automated import classify
 from parser.charsets import decode_text
@@ -123,9 +124,12 @@ def parse(raw: bytes) -> ParsedMessage:
             (texts if leaf.content_type == "text/plain" else htmls).append(leaf.text or "")
         else:
             msg.attachments.append(_attachment(leaf))
+    del walk  # the body parts' bytes and text: only the joined bodies below are kept
     # JSON consumers get one line ending: "\n" (the exact bytes stay available at raw_url).
     msg.text = _lf("\n".join(texts)) if texts else None
+    del texts
     msg.html = _lf("\n".join(htmls)) if htmls else None
+    del htmls
     reply = extract_text(msg.text)
     msg.extracted_text = reply.text
     msg.extracted_signature = reply.signature
@@ -248,8 +252,40 @@ def _transfer_decode(cte: str | None, body: bytes | memoryview) -> bytes:
                 cleaned = cleaned[:-1]
             return binascii.a2b_base64(cleaned + b"=" * (-len(cleaned) % 4)) if cleaned else b""
     if cte == "quoted-printable":
-        return binascii.a2b_qp(body)
+        return _qp_decode(body)
     return bytes(body)
+
+
+_QP_CHUNK = 1 << 20
+
+
+def _qp_decode(body: bytes | memoryview, chunk: int = _QP_CHUNK) -> bytes:
+    """Quoted-printable (RFC 2045 §6.7) decoded in pieces of about 1 MiB cut after a line break:
+    ``binascii.a2b_qp`` allocates a scratch buffer as large as its input, so decoding a big body in
+    one call would hold the body's size twice. Every QP escape and soft line break ends within its
+    line, so the pieces decode exactly as the whole does."""
+    if len(body) <= chunk:
+        return binascii.a2b_qp(body)
+    view = memoryview(body)
+    out = BytesIO()
+    start, n = 0, len(view)
+    while start < n:
+        stop = min(n, start + chunk)
+        if stop < n:
+            lf = _find_lf(view, stop)
+            stop = n if lf < 0 else lf + 1
+        out.write(binascii.a2b_qp(view[start:stop]))
+        start = stop
+    return out.getvalue()
+
+
+def _find_lf(view: memoryview, pos: int) -> int:
+    """The offset of the first LF at or after ``pos`` in ``view``, or -1 (memoryview has no find)."""
+    m = _LF_RE.search(view, pos)
+    return m.start() if m else -1
+
+
+_LF_RE = re.compile(rb"\n")
 
 
 def _latin1_to_text(value: str) -> str:
