@@ -65,7 +65,8 @@ def decode_value(value: str) -> str:
 
 def read_headers(raw: bytes) -> list[tuple[str, str]]:
     """The header fields of ``raw`` in order, as ``(name, raw unfolded value)`` pairs (not decoded)."""
-    block, _ = split_header_block(raw)
+    m = _HEADER_END_RE.search(raw)
+    block = raw[: m.start()] if m else raw  # the header block only: the body is never copied
     msg = _HEADER_PARSER.parsebytes(block + b"\r\n\r\n", headersonly=True)
     return [(name, str(val)) for name, val in msg.raw_items()]
 

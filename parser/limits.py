@@ -1,11 +1,14 @@
-"""Structural limits of :func:`parser.parse`, and the cheap byte-level pre-scan that enforces them
-before any MIME parser builds a tree.
+"""Structural limits of :func:`parser.parse`, and the byte-level count that enforces them before any
+MIME parser builds a tree.
 
 A hostile message can ask a parser for a million parts or a nesting ten thousand levels deep in a few
 megabytes; both MIME parsers (flanker, the stdlib ``email``) build the whole tree before we could
-count. So the raw bytes are scanned first for the lines that open a part (boundary delimiters and
-``Content-Type`` fields) and the MIME walk only ever sees the message up to the limit; the header
+count. So the lines that open a part (boundary delimiters and ``Content-Type`` fields) are counted
+on the raw bytes first and the MIME walk only ever sees the message up to the limit; the header
 block and the size are still read from the whole message, and ``parse_errors`` says what was cut.
+:func:`structure_cut` defines the cut; :func:`parser.mime_tokens.tokenize` applies the same count
+during the token scan it makes anyway (one pass over the bytes), and the stdlib fallback uses
+:func:`structure_cut` for its own, smaller retry.
 """
 
 from __future__ import annotations

@@ -1,9 +1,30 @@
-"""``parse(raw) -> ParsedMessage``: MIME structure with flanker, headers with the stdlib.
+"""``parse(raw) -> ParsedMessage``: MIME structure with flanker, read from the bytes; the top-level
+header with the stdlib.
+
+Who does what:
+
+- :mod:`parser.mime_tokens` (ours, the only structure code we own): finds the lines flanker's
+  tokenizer stops at (``Content-Type`` fields, ``--`` lines, empty lines) at ``bytes.find`` speed,
+  builds flanker's own tokens from them, and hands flanker a line stream over the bytes in place of
+  the text copy and ``StringIO`` it would make. Checked token for token and tree for tree against
+  flanker's own reading (tests/test_parser_structure.py).
+- flanker: which lines are real boundaries and Content-Types, the part tree (its recursive-descent
+  parser), each part's header fields and parameters (RFC 2045, RFC 2231), file names,
+  dispositions, Content-ID.
+- the stdlib ``email`` package: the top-level header (:mod:`parser.headers`), file names flanker
+  decodes with the wrong charset, and the whole structure of a message flanker refuses.
+- this module: part bodies transfer-decoded from memoryview slices of the message (an encoded body
+  is never copied), charset decoding (:mod:`parser.charsets`), the body/attachment rules below,
+  the limits.
 
 Never raises on message content: a message flanker cannot read is walked with the stdlib ``email``
 package instead (re-splitting a multipart whose declared boundary never occurs at the one it really
 uses, and reading a multipart with no parts as text), and whatever could not be read is named in
 ``parse_errors``. Limits (:mod:`parser.limits`) bound parts, depth and header fields.
+
+Memory: the message is never copied whole, so beside ``raw`` a parse holds little more than the
+decoded parts (about 0.75× the size of a base64 attachment): "decoding never loads more than the
+message into memory twice" (issue 4; tests/test_parser_fuzz.py measures it).
 
 Body rules: every ``text/plain`` and ``text/html`` part that is not an attachment (no filename, no
 ``Content-Disposition: attachment``) is body; parts of the same kind are joined in order. Every other
@@ -18,18 +39,19 @@ from __future__ import annotations
 import binascii
 import hashlib
 import logging
-import quopri
 import re
 from dataclasses import dataclass
 from email import message_from_bytes, message_from_string
 from email.message import Message as StdMessage
 from email.policy import compat32
+from io import BytesIO
 
 from parser.automated import classify
 from parser.charsets import decode_text
 from parser.forward import forwarded_summary
 from parser.headers import decode_value, first_msg_id, parse_addresses, parse_date, parse_msg_ids, read_headers
-from parser.limits import MAX_DEPTH, MAX_HEADERS, MAX_PARTS, structure_cut
+from parser.limits import MAX_DEPTH, MAX_HEADERS, MAX_PARTS, MAX_STRUCTURE_LINES, structure_cut
+from parser.mime_tokens import Tokens, parse_tree, tokenize
 from parser.model import Attachment, ParsedMessage
 from parser.reply import extract_html, extract_text
 from parser.threads import thread_key
@@ -89,12 +111,7 @@ def parse(raw: bytes) -> ParsedMessage:
                         parse_errors=errors)
     _read_structured_headers(msg, raw_headers)
 
-    mime_raw = raw
-    cut = structure_cut(raw)
-    if cut is not None:
-        errors.append(f"limits: more than {MAX_PARTS} parts; the MIME structure was read up to byte {cut}")
-        mime_raw = raw[:cut]
-    walk = _walk(mime_raw, errors)
+    walk, cut = _walk(raw, errors)
     if walk.too_deep:
         errors.append(f"limits: MIME nesting deeper than {MAX_DEPTH} levels; deeper parts were ignored")
     if walk.too_many and cut is None:
@@ -107,9 +124,12 @@ def parse(raw: bytes) -> ParsedMessage:
             (texts if leaf.content_type == "text/plain" else htmls).append(leaf.text or "")
         else:
             msg.attachments.append(_attachment(leaf))
+    del walk  # the body parts' bytes and text: only the joined bodies below are kept
     # JSON consumers get one line ending: "\n" (the exact bytes stay available at raw_url).
     msg.text = _lf("\n".join(texts)) if texts else None
+    del texts
     msg.html = _lf("\n".join(htmls)) if htmls else None
+    del htmls
     reply = extract_text(msg.text)
     msg.extracted_text = reply.text
     msg.extracted_signature = reply.signature
@@ -119,21 +139,32 @@ def parse(raw: bytes) -> ParsedMessage:
     return msg
 
 
-def _walk(raw: bytes, errors: list[str]) -> _Walk:
+def _walk(raw: bytes, errors: list[str]) -> tuple[_Walk, int | None]:
+    """The leaves of ``raw`` and where its MIME structure was cut (None: read whole).
+
+    flanker reads the structure from our byte tokenizer (:mod:`parser.mime_tokens`); when it
+    refuses the message the stdlib reads it instead. Both see the message only up to the structure
+    limit (:data:`parser.limits.MAX_STRUCTURE_LINES`)."""
+    found = tokenize(raw, MAX_STRUCTURE_LINES)
+    cut = found.end if found.end < len(raw) else None
+    if cut is not None:
+        errors.append(f"limits: more than {MAX_PARTS} parts; the MIME structure was read up to byte {cut}")
     try:
-        return _walk_flanker(raw)
+        return _walk_flanker(raw, found), cut
     except Exception as exc:  # noqa: BLE001 - flanker raises many types on broken MIME
         errors.append(f"mime: flanker could not parse the message ({type(exc).__name__}: {exc}); "
                       "read with the stdlib parser")
+    if cut is not None:
+        raw = raw[:cut]  # a copy, on hostile input only: the stdlib parser takes whole bytes
     for attempt in (raw, raw[: structure_cut(raw, 200) or len(raw)]):
         try:
-            return _walk_stdlib(attempt)
+            return _walk_stdlib(attempt), cut
         except RecursionError:
             errors.append("limits: the stdlib parser ran out of stack; read again up to 200 parts")
         except Exception as exc:  # noqa: BLE001
             errors.append(f"mime: unreadable ({type(exc).__name__}: {exc})")
             break
-    return _Walk()
+    return _Walk(), cut
 
 
 def _top_content_type(raw_headers: list[tuple[str, str]]) -> str | None:
@@ -199,8 +230,16 @@ def _clean_cid(value: str | None) -> str | None:
     return value[1:-1] if value.startswith("<") and value.endswith(">") else value
 
 
-def _transfer_decode(cte: str | None, body: bytes) -> bytes:
-    """RFC 2045 §6: base64 and quoted-printable decoded; 7bit, 8bit, binary and unknown values as is."""
+# What a lenient base64 reader drops: every byte but the alphabet (``str.isalnum`` of the byte read
+# as latin-1, as before, plus ``+`` and ``/``).
+_NOT_BASE64 = bytes(c for c in range(256) if not (chr(c).isalnum() or c in b"+/"))
+
+
+def _transfer_decode(cte: str | None, body: bytes | memoryview) -> bytes:
+    """RFC 2045 §6: base64 and quoted-printable decoded; 7bit, 8bit, binary and unknown values as is.
+
+    ``body`` may be a memoryview into the message: binascii decodes it in place, so an encoded
+    body is never copied; the result is always new ``bytes``."""
     cte = (cte or "7bit").strip().lower()
     if cte == "base64":
         try:
@@ -208,13 +247,45 @@ def _transfer_decode(cte: str | None, body: bytes) -> bytes:
         except binascii.Error:
             # Lenient, as receivers are: keep the alphabet only, drop a dangling sixth-bit
             # character, and pad to a multiple of four.
-            cleaned = bytes(c for c in body if chr(c).isalnum() or c in b"+/")
+            cleaned = bytes(body).translate(None, _NOT_BASE64)
             if len(cleaned) % 4 == 1:
                 cleaned = cleaned[:-1]
             return binascii.a2b_base64(cleaned + b"=" * (-len(cleaned) % 4)) if cleaned else b""
     if cte == "quoted-printable":
-        return quopri.decodestring(body)
-    return body
+        return _qp_decode(body)
+    return bytes(body)
+
+
+_QP_CHUNK = 1 << 20
+
+
+def _qp_decode(body: bytes | memoryview, chunk: int = _QP_CHUNK) -> bytes:
+    """Quoted-printable (RFC 2045 §6.7) decoded in pieces of about 1 MiB cut after a line break:
+    ``binascii.a2b_qp`` allocates a scratch buffer as large as its input, so decoding a big body in
+    one call would hold the body's size twice. Every QP escape and soft line break ends within its
+    line, so the pieces decode exactly as the whole does."""
+    if len(body) <= chunk:
+        return binascii.a2b_qp(body)
+    view = memoryview(body)
+    out = BytesIO()
+    start, n = 0, len(view)
+    while start < n:
+        stop = min(n, start + chunk)
+        if stop < n:
+            lf = _find_lf(view, stop)
+            stop = n if lf < 0 else lf + 1
+        out.write(binascii.a2b_qp(view[start:stop]))
+        start = stop
+    return out.getvalue()
+
+
+def _find_lf(view: memoryview, pos: int) -> int:
+    """The offset of the first LF at or after ``pos`` in ``view``, or -1 (memoryview has no find)."""
+    m = _LF_RE.search(view, pos)
+    return m.start() if m else -1
+
+
+_LF_RE = re.compile(rb"\n")
 
 
 def _latin1_to_text(value: str) -> str:
@@ -234,12 +305,10 @@ def _latin1_to_text(value: str) -> str:
 
 # flanker ---------------------------------------------------------------------------------------
 
-def _walk_flanker(raw: bytes) -> _Walk:
-    from flanker import mime
-
-    # latin-1 maps each byte to one character: the string costs one byte per byte of mail, and
-    # flanker's character offsets are byte offsets into ``raw``, so bodies are sliced from the bytes.
-    root = mime.from_string(raw.decode("latin-1"))
+def _walk_flanker(raw: bytes, found: Tokens) -> _Walk:
+    # The tree's offsets are byte offsets into ``raw`` (parser.mime_tokens reads it as latin-1, one
+    # character per byte), so bodies are sliced from the bytes.
+    root = parse_tree(raw, found)
     walk = _Walk()
     _flanker_visit(root, "", walk, 0, raw)
     return walk
@@ -262,7 +331,7 @@ def _flanker_visit(part, number: str, walk: _Walk, depth: int, raw: bytes) -> No
     cte = part.headers.get("Content-Transfer-Encoding")
     stream = part._container  # flanker's Stream: offsets of this part in the scanned string
     stream._load_headers()
-    undecoded = raw[stream._body_start:stream.end + 1]
+    undecoded = memoryview(raw)[stream._body_start:stream.end + 1]
     payload = _transfer_decode(getattr(cte, "value", cte), undecoded)
     charset = ctype.params.get("charset")
     filename = _latin1_to_text(part.detected_file_name or "") or None

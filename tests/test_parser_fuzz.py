@@ -7,6 +7,8 @@ longer fuzz session by hand.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import tracemalloc
 from pathlib import Path
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 
 from parser import parse
 from parser.limits import MAX_DEPTH, MAX_PARTS
+from parser.mime import _qp_decode
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 SEEDS = [p.read_bytes() for p in sorted(CORPUS.glob("**/*.eml")) if p.stat().st_size < 20_000][:200]
@@ -103,13 +106,35 @@ def test_part_count_bomb_is_bounded():
     assert peak < 64 * 1024 * 1024, peak
 
 
-def test_large_attachment_memory_is_a_small_multiple_of_the_message():
-    import base64
+def _with_attachment(cte: bytes, body: bytes) -> bytes:
+    return (HEAD + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n'
+            b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: " + cte + b"\r\n\r\n"
+            + body + b"\r\n--b--\r\n")
 
-    payload = base64.encodebytes(bytes(range(256)) * 16384).replace(b"\n", b"\r\n")  # 4 MiB decoded
-    raw = (HEAD + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n'
-           b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-           + payload + b"\r\n--b--\r\n")
+
+_DATA = bytes(range(256)) * 30_000  # 7.7 MB
+
+
+@pytest.mark.parametrize("cte,encode", [
+    (b"base64", lambda d: base64.encodebytes(d).replace(b"\n", b"\r\n")),  # a 10.5 MB message
+    (b"quoted-printable", lambda d: binascii.b2a_qp(d[:4_000_000])),
+    (b"binary", lambda d: d.replace(b"\r", b"").replace(b"\n", b"")),
+])
+def test_decoding_never_holds_more_than_the_message_twice(cte, encode):
+    """Issue 4: "decoding never loads more than the message into memory twice". The message is one
+    copy; what parse() allocates on top of it (tracemalloc's peak) stays within one more: the
+    decoded attachment, no text copy of the message, no copy of an encoded body. (A binary body
+    decodes to nearly the message's size: the fixed allowance is parse()'s own working set.)"""
+    raw = _with_attachment(cte, encode(_DATA))
+    parse(raw[:3000])  # first-use imports and regex compilation are not the message's cost
     msg, peak = _peak(raw)
-    assert msg.attachments[0].size == 4 * 1024 * 1024
-    assert peak < 8 * len(raw), peak / len(raw)
+    [att] = msg.attachments
+    assert att.size > 3_000_000
+    assert peak <= len(raw) + 256 * 1024, peak / len(raw)
+
+
+@FUZZ
+@given(st.binary(max_size=600).map(lambda b: b.translate(bytes(b"=\r\n \tA\xe9"[i % 7] for i in range(256)))),
+       st.integers(1, 64))
+def test_quoted_printable_pieces_decode_as_the_whole(body, chunk):
+    assert _qp_decode(body, chunk) == binascii.a2b_qp(body)
