@@ -17,6 +17,7 @@ import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Awaitable, Callable, Sequence
 
 from delivery.links import LinkSigner
@@ -123,7 +124,7 @@ class IngestPipeline:
         with _timed(timings, "parse"):
             # IMAP structures are computed on the bytes as stored, only when something is stored.
             parsed, structure = await loop.run_in_executor(
-                self.parse_executor, parse_for_ingest, raw, stored_raw if kept else None)
+                self.parse_executor, partial(parse_for_ingest, stored_raw, len(stored_raw) - len(raw), store=bool(kept)))
         message_ids: list[str] = []
 
         if zr:
