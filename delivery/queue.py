@@ -1,4 +1,5 @@
-"""The rq queue of webhook jobs. Jobs carry ids as JSON (``[event_id, attempt]``), never objects.
+"""The rq queue of webhook jobs. A job carries ids as JSON (``[[event_id, attempt], …]``, up to
+:data:`BATCH_SIZE` events delivered concurrently by one worker), never objects.
 
 Redis errors are translated into :class:`QueueUnavailable` here; callers keep the outbox row and
 try again later.
@@ -12,9 +13,11 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from store.events import DueEvent
+from store.ids import new_id
 
 QUEUE_NAME = "mailkite-webhooks"
-JOB_FUNC = "delivery.worker.deliver_event"
+JOB_FUNC = "delivery.worker.deliver_events"
+BATCH_SIZE = 20  # events per job: rq's own bookkeeping costs about as much as one delivery
 RESULT_TTL_S = 0  # nothing reads job results: the attempt log is in the database
 FAILURE_TTL_S = 7 * 86_400
 
@@ -33,31 +36,30 @@ def webhook_queue(conn: redis.Redis) -> Queue:
     return Queue(QUEUE_NAME, connection=conn, serializer=JSONSerializer)
 
 
-def job_id(event_id: str, attempt: int) -> str:
-    """Deterministic job id: one job per event and attempt number."""
-    return f"{event_id}-{attempt}"
-
-
-def enqueue(queue: Queue, due: list[DueEvent], *, job_timeout: int) -> None:
-    """Enqueue one job per due event, in one pipelined round trip. Raises :class:`QueueUnavailable`."""
-    if not due:
-        return
-    datas = [queue.prepare_data(JOB_FUNC, args=[d.event_id, d.attempt], job_id=job_id(d.event_id, d.attempt),
+def enqueue(queue: Queue, due: list[DueEvent], *, job_timeout: int,
+            batch_size: int = BATCH_SIZE) -> dict[str, list[DueEvent]]:
+    """Enqueue the due events as jobs of up to ``batch_size`` events each, in one pipelined round
+    trip; returns job id → its events. Raises :class:`QueueUnavailable`."""
+    jobs = {new_id("job"): due[i:i + batch_size] for i in range(0, len(due), batch_size)}
+    datas = [queue.prepare_data(JOB_FUNC, args=[[[d.event_id, d.attempt] for d in events]], job_id=job,
                                 timeout=job_timeout, result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S,
-                                description=f"deliver {d.event_id} attempt {d.attempt}")
-             for d in due]
+                                description=f"deliver {len(events)} event(s)")
+             for job, events in jobs.items()]
+    if not datas:
+        return {}
     try:
         with queue.connection.pipeline() as pipe:
             queue.enqueue_many(datas, pipeline=pipe)
             pipe.execute()
     except redis.exceptions.RedisError as exc:
         raise QueueUnavailable(str(exc)) from exc
+    return jobs
 
 
-def job_waiting(queue: Queue, event_id: str, attempt: int) -> bool:
-    """True while the job for (``event_id``, ``attempt``) is queued or running. Raises :class:`QueueUnavailable`."""
+def job_waiting(queue: Queue, job_id: str) -> bool:
+    """True while job ``job_id`` is queued or running. Raises :class:`QueueUnavailable`."""
     try:
-        job = Job.fetch(job_id(event_id, attempt), connection=queue.connection, serializer=JSONSerializer)
+        job = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
     except redis.exceptions.RedisError as exc:
         raise QueueUnavailable(str(exc)) from exc
     except Exception:  # noqa: BLE001 - rq raises NoSuchJobError (and others on corrupt data)

@@ -51,13 +51,13 @@ class OutboxRelay:
             due = due_outbox(self.db, limit=BATCH)
             if not due:
                 return total
-            enqueue(self.queue, due, job_timeout=self.job_timeout)
+            jobs = enqueue(self.queue, due, job_timeout=self.job_timeout)
             lease = utcnow() + timedelta(seconds=self.queue_lease_s)
             if self.writer is not None:
                 # Ride along with the next group commit instead of taking the write lock alone.
-                self.writer.submit(lambda session, due=due: mark_queued_in(session, due, lease)).result()
+                self.writer.submit(lambda session, jobs=jobs: mark_queued_in(session, jobs, lease)).result()
             else:
-                mark_queued(self.db, due, lease)
+                mark_queued(self.db, jobs, lease)
             total += len(due)
             if self.on_relayed:
                 self.on_relayed(len(due))
@@ -70,8 +70,8 @@ class OutboxRelay:
         if not expired:
             return 0
         lost, alive = [], []
-        for event_id, state, attempt in expired:
-            if state == EventState.QUEUED.value and job_waiting(self.queue, event_id, attempt):
+        for event_id, state, _attempt, job in expired:
+            if state == EventState.QUEUED.value and job and job_waiting(self.queue, job):
                 alive.append(event_id)
             else:
                 lost.append(event_id)

@@ -1,8 +1,10 @@
 """The webhook worker: the rq job that makes one delivery attempt, and the worker process loop.
 
-One job = one attempt of one event: claim it (lease), build the body, sign it, POST it, record the
-attempt, and schedule what follows (``delivery.outcome.classify``). rq runs jobs in-process
-(``SimpleWorker``: forking per job costs ~100 ms, PERF-NOTES.md).
+One job = one attempt of each of up to ``BATCH_SIZE`` events: claim them (leases, one
+transaction), build each body, sign it and POST it (concurrently, one pooled httpx client), record
+the attempts (one transaction), and schedule what follows (``delivery.outcome.classify``). rq runs
+jobs in-process (``SimpleWorker``: forking per job costs ~100 ms, PERF-NOTES.md); batching spreads
+rq's own per-job bookkeeping, which cost about as much as a delivery.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import logging
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis
 from rq import SimpleWorker
@@ -21,9 +24,9 @@ from rq.serializers import JSONSerializer
 
 from delivery import metrics
 from delivery.links import LinkSigner
-from delivery.outcome import AttemptResult, Verdict, classify
+from delivery.outcome import AttemptResult, classify
 from delivery.payload import event_body, message_data
-from delivery.queue import webhook_queue
+from delivery.queue import BATCH_SIZE, webhook_queue
 from delivery.relay import OutboxRelay
 from delivery.sender import WebhookSender
 from delivery.signing import webhook_headers
@@ -31,7 +34,7 @@ from store.blobs import BlobError, BlobStore
 from store.crypto import SecretBox, SecretDecryptError
 from store.db import Database
 from store.endpoints import decrypt_secrets
-from store.events import AttemptRecord, claim, record_attempt
+from store.events import AttemptRecord, ClaimedEvent, claim_many, record_attempts
 from store.models import utcnow
 
 log = logging.getLogger("mailkite.delivery")
@@ -51,6 +54,9 @@ class WorkerContext:
     schedule: tuple[float, ...]
     timeout_s: float
     rng: random.Random = field(default_factory=random.Random)
+    # One thread per event of a job: a job's events are posted at once (one slow endpoint costs a
+    # job at most one timeout), over the one pooled httpx client.
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(BATCH_SIZE, "mk-post"))
 
 
 _context: WorkerContext | None = None
@@ -62,45 +68,62 @@ def configure(ctx: WorkerContext) -> None:
     _context = ctx
 
 
-def deliver_event(event_id: str, attempt: int) -> str:
-    """rq job: attempt ``attempt`` (1-based) of event ``event_id``; returns the verdict or ``skipped``."""
+def deliver_events(pairs: list[list]) -> dict[str, str]:
+    """rq job: the attempts ``[[event_id, attempt], …]`` (attempt 1-based), delivered concurrently;
+    returns event id → verdict for the events this job claimed."""
     if _context is None:
         raise RuntimeError("delivery.worker.configure() was not called in this worker process")
-    return attempt_delivery(_context, event_id, attempt)
+    return attempt_deliveries(_context, [(str(event_id), int(attempt)) for event_id, attempt in pairs])
 
 
-def attempt_delivery(ctx: WorkerContext, event_id: str, attempt: int) -> str:
-    """One attempt, end to end (see module docstring). Never raises for receiver behaviour."""
-    claimed = claim(ctx.db, event_id, attempt, lease_s=ctx.timeout_s + LEASE_SLACK_S)
-    if claimed is None:
-        return "skipped"
+def deliver_event(event_id: str, attempt: int) -> str:
+    """rq job of one event (jobs queued by earlier versions); see :func:`deliver_events`."""
+    return deliver_events([[event_id, attempt]]).get(event_id, "skipped")
+
+
+def attempt_deliveries(ctx: WorkerContext, pairs: list[tuple[str, int]]) -> dict[str, str]:
+    """Claim the events, POST them concurrently, record every attempt in one transaction, schedule
+    what follows (``delivery.outcome.classify``). Never raises for receiver behaviour."""
+    claimed = claim_many(ctx.db, pairs, lease_s=ctx.timeout_s + LEASE_SLACK_S)
+    if not claimed:
+        return {}
+    posted = list(ctx.pool.map(lambda c: _post(ctx, c), claimed))
+    records = []
+    for c, (started_at, result) in zip(claimed, posted):
+        outcome = classify(result, c.attempt, ctx.schedule, ctx.rng)
+        next_at = started_at + timedelta(seconds=outcome.delay_s) if outcome.delay_s is not None else None
+        records.append(AttemptRecord(
+            event_id=c.event_id, endpoint_id=c.endpoint_id, attempt=c.attempt, started_at=started_at,
+            status_code=result.status_code, latency_ms=result.latency_ms, error=result.error,
+            verdict=outcome.verdict.value, next_attempt_at=next_at))
+    disabled = record_attempts(ctx.db, records)
+    for c, rec in zip(claimed, records):
+        metrics.ATTEMPTS.labels(rec.verdict).inc()
+        metrics.ATTEMPT_SECONDS.observe(rec.latency_ms / 1000)
+        log.info("webhook.attempt", extra={"kv": {
+            "event_id": c.event_id, "message_id": c.message.id, "endpoint_id": c.endpoint_id,
+            "attempt": c.attempt, "status": rec.status_code, "latency_ms": round(rec.latency_ms, 1),
+            "error": rec.error, "outcome": rec.verdict,
+            "next_attempt_at": rec.next_attempt_at.isoformat() if rec.next_attempt_at else None,
+            "endpoint_disabled": disabled[c.event_id],
+        }})
+        if disabled[c.event_id]:
+            log.warning("webhook.endpoint_disabled", extra={"kv": {"endpoint_id": c.endpoint_id,
+                                                                   "reason": disabled[c.event_id]}})
+    return {rec.event_id: rec.verdict for rec in records}
+
+
+def _post(ctx: WorkerContext, claimed: ClaimedEvent) -> tuple[datetime, AttemptResult]:
+    """Build, sign and POST one event (runs in the worker's thread pool)."""
     started_at = utcnow()
     try:
         parsed = json.loads(ctx.blobs.get(claimed.message.parsed_key)) if claimed.message.parsed_key else None
         secrets = decrypt_secrets(ctx.box, claimed.endpoint_secret_ciphertext)
         body = event_body(claimed.created_at, message_data(claimed.message, parsed, links=ctx.links))
-        headers = webhook_headers(secrets, event_id, int(time.time()), body)
-        result = ctx.sender.post(claimed.endpoint_url, body, headers)
+        headers = webhook_headers(secrets, claimed.event_id, int(time.time()), body)
+        return started_at, ctx.sender.post(claimed.endpoint_url, body, headers)
     except (BlobError, SecretDecryptError, ValueError) as exc:
-        result = AttemptResult(None, 0.0, f"could not build the event: {exc}")
-    outcome = classify(result, attempt, ctx.schedule, ctx.rng)
-    next_at = started_at + timedelta(seconds=outcome.delay_s) if outcome.delay_s is not None else None
-    disabled = record_attempt(ctx.db, AttemptRecord(
-        event_id=event_id, endpoint_id=claimed.endpoint_id, attempt=attempt, started_at=started_at,
-        status_code=result.status_code, latency_ms=result.latency_ms, error=result.error,
-        verdict=outcome.verdict.value, next_attempt_at=next_at))
-    metrics.ATTEMPTS.labels(outcome.verdict.value).inc()
-    metrics.ATTEMPT_SECONDS.observe(result.latency_ms / 1000)
-    log.info("webhook.attempt", extra={"kv": {
-        "event_id": event_id, "message_id": claimed.message.id, "endpoint_id": claimed.endpoint_id,
-        "attempt": attempt, "status": result.status_code, "latency_ms": round(result.latency_ms, 1),
-        "error": result.error, "outcome": outcome.verdict.value,
-        "next_attempt_at": next_at.isoformat() if next_at else None,
-        "endpoint_disabled": disabled,
-    }})
-    if outcome.verdict == Verdict.ENDPOINT_GONE or disabled:
-        log.warning("webhook.endpoint_disabled", extra={"kv": {"endpoint_id": claimed.endpoint_id, "reason": disabled}})
-    return outcome.verdict.value
+        return started_at, AttemptResult(None, 0.0, f"could not build the event: {exc}")
 
 
 def run_worker(ctx: WorkerContext, conn: redis.Redis, *, with_relay: bool = True, burst: bool = False,

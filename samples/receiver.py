@@ -24,6 +24,8 @@ def main() -> None:
     webhook = Webhook(args.secret)
 
     class Handler(BaseHTTPRequestHandler):
+        wbufsize = 64 * 1024  # one write per response (no Nagle/delayed-ACK stall)
+
         def do_POST(self):  # noqa: N802
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             try:

@@ -84,9 +84,8 @@ _DUE = (select(_OUTBOX.c.id, _OUTBOX.c.event_id, Event.__table__.c.attempts)
         .limit(bindparam("b_limit")))
 _DELETE_OUTBOX = delete(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("b_ids", expanding=True)))
 _MARK_QUEUED = (update(Event.__table__)
-                .where(Event.__table__.c.id.in_(bindparam("b_ids", expanding=True)),
-                       Event.__table__.c.state == EventState.PENDING.value)
-                .values(state=EventState.QUEUED.value, lease_until=bindparam("b_lease")))
+                .where(Event.__table__.c.id == bindparam("b_id"), Event.__table__.c.state == EventState.PENDING.value)
+                .values(state=EventState.QUEUED.value, lease_until=bindparam("b_lease"), job_id=bindparam("b_job")))
 
 
 def due_outbox(db: Database, *, limit: int = 500, now: datetime | None = None) -> list[DueEvent]:
@@ -96,18 +95,20 @@ def due_outbox(db: Database, *, limit: int = 500, now: datetime | None = None) -
     return [DueEvent(r[0], r[1], r[2] + 1) for r in rows]
 
 
-def mark_queued(db: Database, due: list[DueEvent], lease_until: datetime) -> None:
-    """After a successful enqueue: drop the outbox rows and mark the events queued until ``lease_until``."""
-    if due:
+def mark_queued(db: Database, jobs: dict[str, list[DueEvent]], lease_until: datetime) -> None:
+    """After a successful enqueue: drop the outbox rows and mark the events queued until
+    ``lease_until``, each with the id of the job carrying it (``jobs``: job id → its events)."""
+    if jobs:
         with db.session() as s:
-            mark_queued_in(s, due, lease_until)
+            mark_queued_in(s, jobs, lease_until)
 
 
-def mark_queued_in(s: Session, due: list[DueEvent], lease_until: datetime) -> None:
+def mark_queued_in(s: Session, jobs: dict[str, list[DueEvent]], lease_until: datetime) -> None:
     """:func:`mark_queued` inside the caller's transaction (e.g. a group-commit batch)."""
     conn = s.connection()
-    conn.execute(_DELETE_OUTBOX, {"b_ids": [d.outbox_id for d in due]})
-    conn.execute(_MARK_QUEUED, {"b_ids": [d.event_id for d in due], "b_lease": lease_until})
+    conn.execute(_DELETE_OUTBOX, {"b_ids": [d.outbox_id for due in jobs.values() for d in due]})
+    conn.execute(_MARK_QUEUED, [{"b_id": d.event_id, "b_lease": lease_until, "b_job": job}
+                                for job, due in jobs.items() for d in due])
 
 
 def outbox_depth(db: Database) -> int:
@@ -126,46 +127,55 @@ _CLAIM = (update(_EVENTS)
           .where(_EVENTS.c.id == bindparam("b_id"), _EVENTS.c.attempts == bindparam("b_before"),
                  _EVENTS.c.state.in_([EventState.PENDING.value, EventState.QUEUED.value]))
           .values(state=EventState.DELIVERING.value, lease_until=bindparam("b_lease")))
-_CLAIMED = (select(_EVENTS.c.created_at.label("event_created_at"), _ENDPOINTS.c.id.label("endpoint_id"),
-                   _ENDPOINTS.c.url.label("endpoint_url"), _ENDPOINTS.c.secret_ciphertext.label("endpoint_secret"),
+_CLAIMED = (select(_EVENTS.c.id.label("event_id"), _EVENTS.c.created_at.label("event_created_at"),
+                   _ENDPOINTS.c.id.label("endpoint_id"), _ENDPOINTS.c.url.label("endpoint_url"),
+                   _ENDPOINTS.c.secret_ciphertext.label("endpoint_secret"),
                    _ENDPOINTS.c.enabled.label("endpoint_enabled"),
                    _ENDPOINTS.c.disabled_reason.label("endpoint_disabled_reason"),
                    _DOMAINS.c.name.label("domain_name"), *_MESSAGES.c)
             .select_from(_EVENTS.join(_ENDPOINTS, _ENDPOINTS.c.id == _EVENTS.c.endpoint_id)
                          .join(_MESSAGES, _MESSAGES.c.id == _EVENTS.c.message_id)
                          .join(_DOMAINS, _DOMAINS.c.id == _MESSAGES.c.domain_id))
-            .where(_EVENTS.c.id == bindparam("b_id")))
+            .where(_EVENTS.c.id.in_(bindparam("b_ids", expanding=True))))
 _INSERT_ATTEMPT = insert(DeliveryAttempt.__table__)
 _EVENT_DELIVERED = (update(_EVENTS).where(_EVENTS.c.id == bindparam("b_id"))
                     .values(state=EventState.DELIVERED.value, attempts=bindparam("b_attempt"),
                             last_status_code=bindparam("b_status"), last_error=None, lease_until=None,
-                            next_attempt_at=None, delivered_at=bindparam("b_now")))
+                            job_id=None, next_attempt_at=None, delivered_at=bindparam("b_now")))
 _ENDPOINT_HEALTHY = (update(_ENDPOINTS)
                      .where(_ENDPOINTS.c.id == bindparam("b_id"), _ENDPOINTS.c.failing_since.is_not(None))
                      .values(failing_since=None))
 
 
 def claim(db: Database, event_id: str, attempt: int, lease_s: float) -> ClaimedEvent | None:
-    """Take event ``event_id`` for attempt number ``attempt`` (1-based) for ``lease_s`` seconds.
+    """Take event ``event_id`` for attempt number ``attempt`` (1-based); see :func:`claim_many`."""
+    claimed = claim_many(db, [(event_id, attempt)], lease_s)
+    return claimed[0] if claimed else None
 
-    Returns None when the event is not waiting for that attempt (already delivered, claimed by
-    another worker, or a stale duplicate job), or when its endpoint was disabled meanwhile (the
-    event is then failed)."""
-    now = utcnow()
+
+def claim_many(db: Database, pairs: list[tuple[str, int]], lease_s: float) -> list[ClaimedEvent]:
+    """Take each ``(event_id, attempt)`` (attempt 1-based) for ``lease_s`` seconds, in one transaction.
+
+    Leaves out events not waiting for that attempt (already delivered, claimed by another worker,
+    or a stale duplicate job), and fails those whose endpoint was disabled meanwhile."""
+    lease = utcnow() + timedelta(seconds=lease_s)
     with db.session() as s:
         conn = s.connection()
-        claimed = conn.execute(_CLAIM, {"b_id": event_id, "b_before": attempt - 1,
-                                        "b_lease": now + timedelta(seconds=lease_s)}).rowcount
-        if claimed != 1:
-            return None
-        row = conn.execute(_CLAIMED, {"b_id": event_id}).one()._mapping
-        if not row["endpoint_enabled"]:
-            conn.execute(update(_EVENTS).where(_EVENTS.c.id == event_id).values(
-                state=EventState.FAILED.value, lease_until=None,
-                last_error=f"endpoint disabled: {row['endpoint_disabled_reason']}"))
-            return None
-        return ClaimedEvent(event_id, attempt, row["event_created_at"], row["endpoint_id"], row["endpoint_url"],
-                            row["endpoint_secret"], MessageRecord.from_mapping(row, row["domain_name"]))
+        attempts = {event_id: attempt for event_id, attempt in pairs
+                    if conn.execute(_CLAIM, {"b_id": event_id, "b_before": attempt - 1, "b_lease": lease}).rowcount == 1}
+        if not attempts:
+            return []
+        claimed: dict[str, ClaimedEvent] = {}
+        for row in conn.execute(_CLAIMED, {"b_ids": list(attempts)}).mappings():
+            if not row["endpoint_enabled"]:
+                conn.execute(update(_EVENTS).where(_EVENTS.c.id == row["event_id"]).values(
+                    state=EventState.FAILED.value, lease_until=None,
+                    last_error=f"endpoint disabled: {row['endpoint_disabled_reason']}"))
+                continue
+            claimed[row["event_id"]] = ClaimedEvent(
+                row["event_id"], attempts[row["event_id"]], row["event_created_at"], row["endpoint_id"],
+                row["endpoint_url"], row["endpoint_secret"], MessageRecord.from_mapping(row, row["domain_name"]))
+    return [claimed[event_id] for event_id, _ in pairs if event_id in claimed]
 
 
 @dataclass(frozen=True)
@@ -185,57 +195,59 @@ class AttemptRecord:
 
 
 def record_attempt(db: Database, rec: AttemptRecord) -> str | None:
-    """Log the attempt and move the event on; returns the endpoint's disable reason if this attempt
-    disabled it (410, or failing for :data:`ENDPOINT_FAILURE_LIMIT`)."""
-    disabled: str | None = None
-    attempt_row = dict(event_id=rec.event_id, endpoint_id=rec.endpoint_id, attempt=rec.attempt,
-                       started_at=rec.started_at, status_code=rec.status_code, latency_ms=rec.latency_ms,
-                       error=rec.error, outcome=rec.verdict, next_attempt_at=rec.next_attempt_at)
-    if rec.verdict == "delivered":  # the common case, in three prebuilt statements
-        with db.session() as s:
-            conn = s.connection()
-            conn.execute(_INSERT_ATTEMPT, attempt_row)
-            conn.execute(_EVENT_DELIVERED, {"b_id": rec.event_id, "b_attempt": rec.attempt,
-                                            "b_status": rec.status_code, "b_now": utcnow()})
-            conn.execute(_ENDPOINT_HEALTHY, {"b_id": rec.endpoint_id})
-        return None
+    """Log the attempt and move the event on; see :func:`record_attempts`."""
+    return record_attempts(db, [rec])[rec.event_id]
+
+
+def record_attempts(db: Database, recs: list[AttemptRecord]) -> dict[str, str | None]:
+    """Log the attempts and move their events on, in one transaction. Returns, per event, the
+    endpoint's disable reason if that attempt disabled it (410, or failing for
+    :data:`ENDPOINT_FAILURE_LIMIT`), else None."""
     with db.session() as s:
-        s.add(DeliveryAttempt(event_id=rec.event_id, endpoint_id=rec.endpoint_id, attempt=rec.attempt,
-                              started_at=rec.started_at, status_code=rec.status_code, latency_ms=rec.latency_ms,
-                              error=rec.error, outcome=rec.verdict, next_attempt_at=rec.next_attempt_at))
-        event = s.get(Event, rec.event_id)
-        endpoint = s.get(WebhookEndpoint, rec.endpoint_id)
-        if event is None or endpoint is None:
-            return None
-        event.attempts = rec.attempt
-        event.last_status_code = rec.status_code
-        event.last_error = rec.error
-        event.lease_until = None
-        if rec.verdict == "delivered":
-            event.state = EventState.DELIVERED.value
-            event.delivered_at = utcnow()
-            event.next_attempt_at = None
-            endpoint.failing_since = None
-            return None
-        if endpoint.failing_since is None:
-            endpoint.failing_since = rec.started_at
-        if rec.verdict == "endpoint_disabled":
-            disabled = f"endpoint answered 410 Gone at {rec.started_at:%Y-%m-%d %H:%M:%SZ}"
-        elif rec.started_at - endpoint.failing_since >= ENDPOINT_FAILURE_LIMIT:
-            disabled = (f"every delivery failed since {endpoint.failing_since:%Y-%m-%d %H:%M:%SZ} "
-                        f"(last: {rec.error or rec.status_code})")
-        if disabled:
-            disable_endpoint(s, endpoint.id, disabled)
-            event.state = EventState.FAILED.value
-            event.next_attempt_at = None
-            _fail_pending_for_endpoint(s, endpoint.id, disabled)
-        elif rec.verdict == "retry" and rec.next_attempt_at is not None:
-            event.state = EventState.PENDING.value
-            event.next_attempt_at = rec.next_attempt_at
-            s.add(OutboxEntry(event_id=event.id, due_at=rec.next_attempt_at))
-        else:
-            event.state = EventState.FAILED.value
-            event.next_attempt_at = None
+        return {rec.event_id: _record_in(s, rec) for rec in recs}
+
+
+def _record_in(s: Session, rec: AttemptRecord) -> str | None:
+    """One attempt inside the caller's transaction; returns the disable reason, if any."""
+    conn = s.connection()
+    conn.execute(_INSERT_ATTEMPT, dict(
+        event_id=rec.event_id, endpoint_id=rec.endpoint_id, attempt=rec.attempt, started_at=rec.started_at,
+        status_code=rec.status_code, latency_ms=rec.latency_ms, error=rec.error, outcome=rec.verdict,
+        next_attempt_at=rec.next_attempt_at))
+    if rec.verdict == "delivered":  # the common case, in prebuilt statements
+        conn.execute(_EVENT_DELIVERED, {"b_id": rec.event_id, "b_attempt": rec.attempt,
+                                        "b_status": rec.status_code, "b_now": utcnow()})
+        conn.execute(_ENDPOINT_HEALTHY, {"b_id": rec.endpoint_id})
+        return None
+    event = s.get(Event, rec.event_id)
+    endpoint = s.get(WebhookEndpoint, rec.endpoint_id)
+    if event is None or endpoint is None:
+        return None
+    event.attempts = rec.attempt
+    event.last_status_code = rec.status_code
+    event.last_error = rec.error
+    event.lease_until = None
+    event.job_id = None
+    if endpoint.failing_since is None:
+        endpoint.failing_since = rec.started_at
+    disabled: str | None = None
+    if rec.verdict == "endpoint_disabled":
+        disabled = f"endpoint answered 410 Gone at {rec.started_at:%Y-%m-%d %H:%M:%SZ}"
+    elif rec.started_at - endpoint.failing_since >= ENDPOINT_FAILURE_LIMIT:
+        disabled = (f"every delivery failed since {endpoint.failing_since:%Y-%m-%d %H:%M:%SZ} "
+                    f"(last: {rec.error or rec.status_code})")
+    if disabled:
+        disable_endpoint(s, endpoint.id, disabled)
+        event.state = EventState.FAILED.value
+        event.next_attempt_at = None
+        _fail_pending_for_endpoint(s, endpoint.id, disabled)
+    elif rec.verdict == "retry" and rec.next_attempt_at is not None:
+        event.state = EventState.PENDING.value
+        event.next_attempt_at = rec.next_attempt_at
+        s.add(OutboxEntry(event_id=event.id, due_at=rec.next_attempt_at))
+    else:
+        event.state = EventState.FAILED.value
+        event.next_attempt_at = None
     return disabled
 
 
@@ -249,17 +261,18 @@ def _fail_pending_for_endpoint(s, endpoint_id: str, reason: str) -> None:
                           next_attempt_at=None, lease_until=None))
 
 
-def expired_leases(db: Database, *, now: datetime | None = None, limit: int = 500) -> list[tuple[str, str, int]]:
-    """``(event_id, state, attempt)`` of queued or delivering events whose lease has run out."""
+def expired_leases(db: Database, *, now: datetime | None = None,
+                   limit: int = 500) -> list[tuple[str, str, int, str | None]]:
+    """``(event_id, state, attempt, job_id)`` of queued or delivering events whose lease has run out."""
     now = now or utcnow()
     with db.read() as s:
         rows = s.execute(
-            select(Event.id, Event.state, Event.attempts)
+            select(Event.id, Event.state, Event.attempts, Event.job_id)
             .where(Event.state.in_([EventState.QUEUED.value, EventState.DELIVERING.value]),
                    Event.lease_until.is_not(None), Event.lease_until < now)
             .limit(limit)
         ).all()
-    return [(r[0], r[1], r[2] + 1) for r in rows]
+    return [(r[0], r[1], r[2] + 1, r[3]) for r in rows]
 
 
 def extend_lease(db: Database, event_ids: list[str], lease_until: datetime) -> None:

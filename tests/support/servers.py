@@ -164,6 +164,9 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # One write per response: headers and body written separately meet Nagle's algorithm and
+            # the client's delayed ACK, a 40 ms stall per request on keep-alive connections.
+            wbufsize = 64 * 1024
 
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("content-length", "0"))
