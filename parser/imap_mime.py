@@ -74,14 +74,21 @@ class MimePart:
     text: bool = False
     overflow: bool = False
     content_type: ContentType | None = None  # the first Content-Type field, parsed
+    _sizes: tuple[int, int] | None = field(default=None, repr=False)  # (octets as sent, lines), counted once
+
+    def _count(self, raw: bytes) -> tuple[int, int]:
+        # BODY and BODYSTRUCTURE both ask for every part's size and lines: count each body once.
+        if self._sizes is None:
+            self._sizes = (virtual_size(raw, self.body_start, self.end), raw.count(b"\n", self.body_start, self.end))
+        return self._sizes
 
     def body_size(self, raw: bytes) -> int:
         """Body octets with bare LFs counted as CRLF (RFC 3501 §7.4.2 body size)."""
-        return virtual_size(raw, self.body_start, self.end)
+        return self._count(raw)[0]
 
     def body_lines(self, raw: bytes) -> int:
         """Number of lines of the body (LF count), RFC 3501 §7.4.2 ``body-fld-lines``."""
-        return raw.count(b"\n", self.body_start, self.end)
+        return self._count(raw)[1]
 
 
 def virtual_size(raw: bytes, start: int, end: int) -> int:
