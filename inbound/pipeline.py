@@ -144,7 +144,7 @@ class IngestPipeline:
                 self.on_committed()
             if self.on_stored:
                 self.on_stored(stored)
-        metrics.MESSAGES.labels("accepted", "ok").inc()
+        metrics.MESSAGES.labels("accepted", decision.reason).inc()
         metrics.MESSAGE_BYTES.observe(len(raw))
         return IngestOutcome(f"250 2.0.0 Ok: queued as {' '.join(message_ids)}", "accepted", decision.reason,
                              message_ids, timings, auth, scan, len(parsed.parse_errors))
