@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from inbound.auth.results import DkimResult, DmarcResult, SpfResult
 from inbound.scan.engines import spam_engine_from_url, virus_engine_from_url  # noqa: E402
 from inbound.scan.scanner import MessageScanner  # noqa: E402
 from inbound.types import AuthResults, SmtpEnvelope  # noqa: E402
@@ -74,9 +75,8 @@ def envelope(i: int) -> SmtpEnvelope:
                         session_id=f"bench{i}")
 
 
-AUTH = AuthResults(spf={"result": "pass", "domain": "example.org"},
-                   dkim=[{"result": "pass", "domain": "example.org", "selector": "s1"}],
-                   dmarc={"result": "pass", "policy": "none", "domain": "example.org"})
+AUTH = AuthResults(spf=SpfResult("pass", "example.org"), dkim=(DkimResult("pass", "example.org", "s1"),),
+                   dmarc=DmarcResult("pass", "example.org", "none"))
 
 
 async def scan_once(scanner: MessageScanner, i: int, raw: bytes) -> float:
