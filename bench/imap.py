@@ -266,7 +266,7 @@ def _idle(args, port: int, password: str, ctx: ssl.SSLContext, server, redis, db
     print(f"new mail pushed to all {len(lat)} IDLE connections: max {max(lat) * 1000:.0f} ms, "
           f"median {statistics.median(lat) * 1000:.0f} ms after delivery started (ingest included); "
           f"max {(max(lat) - (committed[0] - SENT_AT[0])) * 1000:.0f} ms after the commit (target: all within 1 s)")
-    print(f"server RSS with {args.idle} IDLE connections: {idle_rss / 1024:.1f} MiB "
+    print(f"server RSS with {args.idle} IDLE connections: {idle_rss / 1024:.1f} MiB = {idle_rss * 1024 / 1e6:.1f} MB "
           f"({(idle_rss - rss_before_idle) / max(1, args.idle):.1f} KiB per connection over "
           f"{rss_before_idle / 1024:.1f} MiB before; target <= 100 MB total)")
 

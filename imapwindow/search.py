@@ -12,7 +12,6 @@ and charset undone); dates compare the date only (internal date in UTC, Date: in
 from __future__ import annotations
 
 import email
-import email.policy
 from dataclasses import dataclass
 from datetime import date
 from email.header import decode_header, make_header
@@ -179,7 +178,9 @@ def _decoded_body(raw: bytes) -> str:
     """The message's text: each non-multipart part transfer-decoded and charset-decoded."""
     raw = raw[:MAX_BODY_SCAN]
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        # The default policy is compat32 (lenient, fast); importing email.policy for it would load
+        # headerregistry and friends (~1.5 MB) into the long-lived IMAP process.
+        msg = email.message_from_bytes(raw)
         texts: list[str] = []
         for part in msg.walk():
             if part.is_multipart():

@@ -55,8 +55,14 @@ class Done:
         return tag + b" OK " + f"{code}{self.text}".encode() + b"\r\n"
 
 
+# What do_idle returns: no tagged answer yet; the connection is now in IDLE (RFC 2177).
+IDLING = Done("idling")
+
+
 class Selected:
     """A session's selection: the shared view plus what this session has announced."""
+
+    __slots__ = ("view", "readonly", "known", "reported_modseq", "session_flags", "own")
 
     def __init__(self, view: MailboxView, readonly: bool) -> None:
         self.view = view
@@ -65,7 +71,6 @@ class Selected:
         self.reported_modseq = view.watermark
         self.session_flags: dict[int, set[str]] = {}
         self.own: dict[int, int] = {}  # index -> mod-sequence our own STORE/FETCH already reported
-        self.wake = asyncio.Event()
 
     def session_flags_of(self, uid: int) -> frozenset[str]:
         return frozenset(self.session_flags.get(uid, ()))
@@ -74,23 +79,35 @@ class Selected:
 class Session:
     """State and commands of one connection. ``client_address`` keys the login throttle."""
 
-    def __init__(self, ctx: ServerContext, client_address: str, emit: Emit, next_line: NextLine) -> None:
+    # Slots: one session per connection, and 1,000 idle connections must fit in 100 MB.
+    __slots__ = ("ctx", "client_address", "emit", "next_line", "on_change", "credential", "scope", "selected",
+                 "condstore", "logged_out", "revoked")
+
+    def __init__(self, ctx: ServerContext, client_address: str, emit: Emit, next_line: NextLine,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.ctx = ctx
         self.client_address = client_address
         self.emit = emit
         self.next_line = next_line
+        # Called (on the event loop) when the selected mailbox changed or the password was revoked:
+        # the connection pushes updates to a client in IDLE (others get them with their next answer).
+        self.on_change = on_change
         self.credential: Credential | None = None
         self.scope: Scope | None = None
         self.selected: Selected | None = None
         self.condstore = False
         self.logged_out = False
-        self.revoked = asyncio.Event()
+        self.revoked = False
 
     def mark_revoked(self) -> None:
         """The app-password was revoked: the session ends at once if in IDLE, else at its next command."""
-        self.revoked.set()
-        if self.selected is not None:
-            self.selected.wake.set()
+        self.revoked = True
+        self.changed()
+
+    def changed(self) -> None:
+        """A view listener: the selected mailbox changed (or the session must end)."""
+        if self.on_change is not None:
+            self.on_change()
 
     # Dispatch -----------------------------------------------------------------------------------
 
@@ -231,7 +248,7 @@ class Session:
         view = await self.ctx.registry.acquire(self.scope, name, self.credential.domain)
         sel = Selected(view, readonly)
         self.selected = sel
-        view.listeners.add(sel.wake.set)
+        view.listeners.add(self.changed)
         out = [b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"]
         if readonly:
             out.append(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n")
@@ -251,7 +268,7 @@ class Session:
     def _unselect(self) -> None:
         sel = self.selected
         if sel is not None:
-            sel.view.listeners.discard(sel.wake.set)
+            sel.view.listeners.discard(self.changed)
             self.ctx.registry.release(sel.view)
             self.selected = None
 
@@ -344,40 +361,22 @@ class Session:
         raise CommandRefused("APPEND is not available: this mailbox is read-only except for flags", "CANNOT")
 
     async def do_idle(self, cmd: Command) -> Done:
-        """RFC 2177: push updates until DONE; the server ends IDLE after ``idle_timeout_s``."""
+        """RFC 2177 IDLE: ``+ idling`` and the updates so far, then :data:`IDLING`. The connection
+        holds the IDLE state without a task: it calls :meth:`flush_updates` when :meth:`changed` fires,
+        ends the session when :attr:`revoked`, and answers the ``DONE`` line itself
+        (:meth:`end_idle`); after ``idle_timeout_s`` the server ends IDLE as RFC 2177 §3 asks."""
+        if self.revoked:
+            raise CloseConnection("this app-password has been revoked")
         await self.emit(b"+ idling\r\n")
-        deadline = asyncio.get_running_loop().time() + self.ctx.limits.idle_timeout_s
-        line_task = asyncio.ensure_future(self.next_line(None))
-        try:
-            while True:
-                # One event wakes IDLE for mailbox changes and for revocation (fewer tasks per idle
-                # connection: 1,000 of them must fit in 100 MB).
-                wake = self.selected.wake if self.selected is not None else None
-                if wake is not None:
-                    wake.clear()  # before flushing: a change landing during the flush wakes us again
-                if self.revoked.is_set():
-                    raise CloseConnection("this app-password has been revoked")
-                if self.selected is not None:
-                    await self.flush_updates()
-                wake_task = asyncio.ensure_future((wake or self.revoked).wait())
-                remaining = deadline - asyncio.get_running_loop().time()
-                done, _ = await asyncio.wait({line_task, wake_task}, timeout=max(0.0, remaining),
-                                             return_when=asyncio.FIRST_COMPLETED)
-                wake_task.cancel()
-                if self.revoked.is_set():
-                    raise CloseConnection("this app-password has been revoked")
-                if line_task in done:
-                    line = line_task.result()
-                    if line is None:
-                        raise CloseConnection("connection closed during IDLE")
-                    if line.strip().upper() != b"DONE":
-                        raise BadCommand("expected DONE to end IDLE")
-                    return Done("IDLE terminated")
-                if not done:
-                    raise CloseConnection("IDLE timed out after 30 minutes; please reconnect (RFC 2177)")
-        finally:
-            if not line_task.done():
-                line_task.cancel()
+        await self.flush_updates()
+        return IDLING
+
+    async def end_idle(self, line: bytes) -> Done:
+        """The line that ended IDLE: ``DONE`` (RFC 2177 §3) answers OK; anything else is BAD."""
+        if line.strip().upper() != b"DONE":
+            raise BadCommand("expected DONE to end IDLE")
+        await self.flush_updates()
+        return Done("IDLE terminated")
 
     # Selected -----------------------------------------------------------------------------------
 
@@ -708,4 +707,4 @@ _ANY_STATE = {"CAPABILITY", "NOOP", "LOGOUT", "ID", "STARTTLS"}
 _NOT_AUTH = {"LOGIN", "AUTHENTICATE"}
 _SELECTED = {"CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE"}
 
-__all__ = ["Done", "Selected", "Session"]
+__all__ = ["IDLING", "Done", "Selected", "Session"]

@@ -336,8 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mailkite`` console script."""
     from store.blobs import BlobError
-    from store.crypto import SecretDecryptError
-    from store.errors import StoreError
+    from store.errors import SecretDecryptError, StoreError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from delivery.links import LinkSigner
 from mailkite.config import ConfigError, Settings
 from mailkite.tls import ensure_self_signed, server_context
 from store.blobs import BlobStore, open_blob_store
-from store.crypto import SecretBox
 from store.db import Database
-# store.migrate (Alembic, Mako) is imported when a role migrates: ~10 MB the IMAP process need not carry.
+
+if TYPE_CHECKING:
+    from delivery.links import LinkSigner
+    from store.crypto import SecretBox
+# Imported where used, so the long-lived IMAP process (many idle connections; it needs none of them)
+# stays small: store.migrate (Alembic, Mako, ~10 MB) when a role migrates, store.crypto and
+# delivery.links (cryptography) when a role signs or decrypts.
 
 
 def database(settings: Settings, *, migrate: bool = True) -> Database:
@@ -33,24 +38,32 @@ def blob_store(settings: Settings) -> BlobStore:
 
 
 def secret_box(settings: Settings) -> SecretBox:
+    """The endpoint-secret cipher keyed by ``SECRET_KEY``."""
+    from store.crypto import SecretBox  # noqa: PLC0415
+
     return SecretBox(settings.secret_key_bytes())
 
 
 def link_signer(settings: Settings) -> LinkSigner:
+    """Signs the time-limited attachment links of webhook bodies."""
+    from delivery.links import LinkSigner  # noqa: PLC0415
+
     return LinkSigner(settings.secret_key_bytes(), settings.web_base_url, settings.attachment_url_ttl_s)
 
 
-def tls_files(settings: Settings) -> tuple[Path, Path]:
-    """``TLS_CERT``/``TLS_KEY`` when both are set, else the generated self-signed pair."""
+def tls_files(settings: Settings, *, generate_in_child: bool = False) -> tuple[Path, Path]:
+    """``TLS_CERT``/``TLS_KEY`` when both are set, else the generated self-signed pair (made by a
+    child process when ``generate_in_child``: see :func:`mailkite.tls.ensure_self_signed`)."""
     if settings.tls_cert and settings.tls_key:
         return settings.tls_cert, settings.tls_key
     if settings.tls_cert or settings.tls_key:
         raise ConfigError("MAILKITE_TLS_CERT and MAILKITE_TLS_KEY go together: set both or neither")
-    return ensure_self_signed(settings.data_dir, settings.hostname)
+    return ensure_self_signed(settings.data_dir, settings.hostname, in_child=generate_in_child)
 
 
-def tls_context(settings: Settings) -> ssl.SSLContext:
-    cert, key = tls_files(settings)
+def tls_context(settings: Settings, *, generate_in_child: bool = False) -> ssl.SSLContext:
+    """A server context with :func:`tls_files`. Raises :class:`ConfigError` when they cannot be loaded."""
+    cert, key = tls_files(settings, generate_in_child=generate_in_child)
     try:
         return server_context(cert, key)
     except (OSError, ssl.SSLError) as exc:

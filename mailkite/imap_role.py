@@ -61,10 +61,12 @@ async def _imap_main(settings: Settings, redis_url: str) -> None:
     ctx = build_context(db, components.blob_store(settings), hostname=settings.hostname, publisher=publisher,
                         limits=ImapLimits(max_connections_per_account=settings.imap_max_connections_per_account))
     ctx.release_memory = trim
-    server = ImapServer(ctx, components.tls_context(settings), redis_url)
+    server = ImapServer(ctx, components.tls_context(settings, generate_in_child=True), redis_url)
     listen = HostPort.parse(settings.imap_listen)
     await server.start(listen.host, listen.port)
     log.info("imap.listening", extra={"kv": {"listen": str(listen)}})
+    if trim is not None:
+        trim()  # what start-up (imports, the first queries) freed goes back to the system: ~1 MB
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

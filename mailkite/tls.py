@@ -8,19 +8,30 @@ import os
 import ssl
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-
-def ensure_self_signed(data_dir: Path, hostname: str) -> tuple[Path, Path]:
+def ensure_self_signed(data_dir: Path, hostname: str, *, in_child: bool = False) -> tuple[Path, Path]:
     """``(cert, key)`` paths in ``data_dir/tls``, generating an ECDSA P-256 pair valid 10 years for
-    ``hostname``, ``localhost`` and ``127.0.0.1`` on first use."""
+    ``hostname``, ``localhost`` and ``127.0.0.1`` on first use.
+
+    ``in_child``: generate in a short-lived ``python -m mailkite.tls`` process, so that a long-lived
+    caller (the IMAP role) never loads ``cryptography`` (~8 MB resident). Raises ``OSError`` when the
+    folder cannot be written, ``subprocess.CalledProcessError`` when the child fails."""
     tls_dir = data_dir / "tls"
     cert_path, key_path = tls_dir / "selfsigned.crt", tls_dir / "selfsigned.key"
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
+    if in_child:
+        import subprocess  # noqa: PLC0415
+        import sys  # noqa: PLC0415
+
+        subprocess.run([sys.executable, "-m", "mailkite.tls", str(data_dir), hostname], check=True)
+        return cert_path, key_path
+    # cryptography is imported only to generate: processes that merely load the pair are spared it.
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
     tls_dir.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
@@ -51,3 +62,9 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(cert), str(key))
     return ctx
+
+
+if __name__ == "__main__":  # ``python -m mailkite.tls DATA_DIR HOSTNAME``: see ensure_self_signed(in_child=True)
+    import sys
+
+    ensure_self_signed(Path(sys.argv[1]), sys.argv[2])

@@ -9,9 +9,9 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from store.errors import SecretDecryptError
 
-class SecretDecryptError(Exception):
-    """A stored secret cannot be decrypted (wrong ``SECRET_KEY`` or corrupted row)."""
+__all__ = ["SecretBox", "SecretDecryptError", "derive_key"]
 
 
 def derive_key(secret_key: bytes, purpose: bytes) -> bytes:

@@ -6,7 +6,11 @@ answers: a one-line CLI error, an HTTP 4xx JSON body, an SMTP 4xx/5xx reply.
   - :class:`AlreadyExists`: a unique name is taken
   - :class:`InvalidInput`: a value that cannot be stored (bad domain name, bad URL)
 
-Blob backend errors live in :mod:`store.blobs`; secret decryption errors in :mod:`store.crypto`.
+- :class:`SecretDecryptError` (not a StoreError: a configuration problem): a stored secret cannot be
+  decrypted. Defined here, not in :mod:`store.crypto`, so callers can catch it without importing
+  ``cryptography``.
+
+Blob backend errors live in :mod:`store.blobs`.
 """
 
 
@@ -24,3 +28,7 @@ class AlreadyExists(StoreError):
 
 class InvalidInput(StoreError):
     """A value that cannot be stored; the message says which and why."""
+
+
+class SecretDecryptError(Exception):
+    """A stored secret cannot be decrypted (wrong ``SECRET_KEY`` or corrupted row)."""

@@ -84,6 +84,29 @@ def test_pipelined_commands_beyond_the_read_ahead_are_all_answered(limited):
     assert t.cmd(b"z NOOP") == b"z OK NOOP completed\r\n"
 
 
+def test_commands_and_idle_done_arriving_a_byte_at_a_time(limited):
+    """Each byte its own TLS record: the connection frames commands from whatever arrives, and a
+    client in IDLE (no task behind it) is answered when its DONE is complete."""
+    t = _conn(limited)
+    t.login(limited.password(limited.domain_name))
+    for byte in b"s SELECT {5}\r\n":
+        t.send_raw(bytes([byte]))
+    assert t.read_line() == b"+ Ready for literal data\r\n"
+    for byte in b"INBOX\r\n":
+        t.send_raw(bytes([byte]))
+    assert t.read_until_tag(b"s").endswith(b"s OK [READ-WRITE] SELECT completed\r\n")
+    t.send_raw(b"i IDLE\r\n")
+    assert t.read_line() == b"+ idling\r\n"
+    for byte in b"DO":
+        t.send_raw(bytes([byte]))
+    time.sleep(0.2)
+    for byte in b"NE\r\nn NOOP\r\n":
+        t.send_raw(bytes([byte]))
+    assert t.read_until_tag(b"i") == b"i OK IDLE terminated\r\n"
+    assert t.read_until_tag(b"n") == b"n OK NOOP completed\r\n"
+    t.close()
+
+
 def test_connections_per_account(limited):
     pw = limited.password(limited.domain_name)
     conns = [_conn(limited) for _ in range(4)]
