@@ -246,12 +246,15 @@ def cmd_app_password_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_app_password_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from imapwindow.notify import publish_once
+    from mailkite import components
     from store.app_passwords import revoke_app_password
 
     info = revoke_app_password(_db(settings), args.id)
-    # Open sessions end at their next command anyway; the event also ends sessions sitting in IDLE.
-    if settings.redis_url:
-        publish_once(settings.redis_url, {"t": "revoked", "id": info.id})
+    # Open sessions end at their next command anyway; the event also ends sessions sitting in IDLE
+    # at once (without it, within the IMAP process's safety refresh, a minute).
+    redis_url = components.redis_url(settings)
+    if redis_url:
+        publish_once(redis_url, {"t": "revoked", "id": info.id})
     print(f"app-password {info.id} ({info.label}) revoked; its IMAP sessions end at their next command")
     return 0
 

@@ -29,6 +29,21 @@ def database(settings: Settings, *, migrate: bool = True) -> Database:
     return db
 
 
+def embedded_redis_file(settings: Settings) -> Path:
+    """Where ``serve`` records the URL of its embedded Redis while it runs: ``DATA_DIR/redis.url``."""
+    return settings.data_dir / "redis.url"
+
+
+def redis_url(settings: Settings) -> str | None:
+    """``REDIS_URL``; else the embedded Redis of a ``serve`` running on the same ``DATA_DIR``; else None."""
+    if settings.redis_url:
+        return settings.redis_url
+    try:
+        return embedded_redis_file(settings).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def blob_store(settings: Settings) -> BlobStore:
     """The blob store named by ``BLOB_URL`` (default: ``DATA_DIR/blobs``)."""
     try:

