@@ -25,7 +25,7 @@ import ssl
 from typing import TYPE_CHECKING
 
 from imapwindow.errors import CloseConnection, CommandRefused, ImapError
-from imapwindow.framing import CommandFramer, FrameLimits, closing_tag, tag_of
+from imapwindow.framing import CommandFramer, closing_tag, tag_of
 from imapwindow.parsing.command import UntaggedBad, parse_command
 from imapwindow.responses import capability_text
 from imapwindow.session import IDLING, Session

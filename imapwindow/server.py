@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Any
 
 from imapwindow.connection import ImapConnection
 from imapwindow.context import ServerContext
