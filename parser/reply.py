@@ -60,8 +60,19 @@ def _blank(line: str) -> bool:
     return not line.strip()
 
 
+_ASCII_DIGIT_RE = re.compile(r"[0-9]")
+
+
+def _has_digit(s: str) -> bool:
+    """``any(ch.isdigit() for ch in s)``, with ASCII lines (nearly all) searched by a regex: this
+    check runs on every line of every message, and the generator made it most of the extraction."""
+    if s.isascii():
+        return _ASCII_DIGIT_RE.search(s) is not None
+    return any(map(str.isdigit, s))
+
+
 def _has_date_or_address(s: str) -> bool:
-    return "@" in s or any(ch.isdigit() for ch in s)
+    return "@" in s or _has_digit(s)
 
 
 def _attribution_text(cand: str, *, bare: bool) -> bool:
@@ -78,7 +89,7 @@ def _attribution_text(cand: str, *, bare: bool) -> bool:
             return True
     elif last == ">":
         return bool(P.GMAIL_DATE_ATTRIBUTION_RE.match(cand))
-    has_both = "@" in cand and any(ch.isdigit() for ch in cand)
+    has_both = "@" in cand and _has_digit(cand)
     if has_both and last not in ":：" and P.WROTE_END_RE.search(cand[-40:]):
         return True
     if last not in ":：":
@@ -113,7 +124,7 @@ def _attribution(lines: list[str], i: int, *, bare: bool = False) -> int | None:
     """The last line index of an attribution starting at line ``i`` (wrapped over up to 3 lines, or
     an "On <date> …" line whose "wrote:" comes a few lines later), or None."""
     first = lines[i].strip() if i < len(lines) else ""
-    starts_like_one = bool(P.INTRO_WORD_RE.match(first)) or any(ch.isdigit() for ch in first)
+    intro = P.INTRO_WORD_RE.match(first)
     for k in range(3):
         if not _attribution_at(lines, i, k, bare=bare):
             continue
@@ -121,19 +132,32 @@ def _attribution(lines: list[str], i: int, *, bare: bool = False) -> int | None:
             return i
         # A wrapped attribution: line i must look like its start ("On …", a date), not like the
         # reply's last sentence; and a later line that is a whole attribution by itself wins.
-        if not starts_like_one or re.search(r"[^\d\s][.!?]$", first):
+        if not (intro or _has_digit(first)) or re.search(r"[^\d\s][.!?]$", first):
             return None
         if any(_attribution_at(lines, i + d, k - d, bare=bare) and P.INTRO_WORD_RE.match(lines[i + d])
                for d in range(1, k + 1)):
             return None
         return i + k
-    if P.INTRO_WORD_RE.match(first) and any(ch.isdigit() for ch in first) and len(first) < 200:
+    if intro and _has_digit(first) and len(first) < 200:
         # "On Thu, 31 Mar 2016 at 11:16 Some One\n\n<\nmailto:…>\n> wrote:" (broken wrapping).
         for j in range(i + 1, min(len(lines), i + 7)):
             tail = lines[j].strip().lstrip(">").strip()
             if P.WROTE_LINE_RE.search(tail) and len(tail) < 60:
                 return j
     return None
+
+
+def _attribution_end(line: str) -> bool:
+    """Whether ``line`` may end an attribution: ``_attribution_at`` refuses any other last line."""
+    end = line.rstrip()
+    return end[-1:] in (":", "：", "-", ">") or "@" in end
+
+
+def _may_be_attribution(lines: list[str], ends: list[bool], i: int) -> bool:
+    """A cheap necessary condition for ``_attribution(lines, i, …)`` (either ``bare``): one of lines
+    i..i+2 may end an attribution (``ends``: :func:`_attribution_end` of each line), or line i
+    starts like one ("On …") for the "wrote:" found a few lines later."""
+    return any(ends[i:i + 3]) or bool(P.INTRO_WORD_RE.match(lines[i].strip()))
 
 
 def _header_label(line: str) -> str | None:
@@ -188,6 +212,7 @@ def _history_start(lines: list[str]) -> tuple[int | None, set[int]]:
     that introduce a ``>``-quoted block (removed with that block)."""
     intros: set[int] = set()
     n = min(len(lines), MAX_SCAN_LINES)
+    ends = [_attribution_end(line) for line in lines[:n + 2]]
     seen_content = False
     i = 0
     while i < n:
@@ -204,12 +229,14 @@ def _history_start(lines: list[str]) -> tuple[int | None, set[int]]:
                 return i, intros
         if _header_block(lines, i):
             return _back_over_separators(lines, i), intros
-        end = _attribution(lines, i, bare=False)
-        if end is None:
-            end = _attribution(lines, i, bare=True)
-            nxt = _next_nonblank(lines, end + 1) if end is not None else None
-            if end is not None and (nxt is None or not _is_quoted(lines[nxt])):
-                end = None  # a bare "…:" line only counts right above a quoted block
+        end = None
+        if _may_be_attribution(lines, ends, i):
+            end = _attribution(lines, i, bare=False)
+            if end is None:
+                end = _attribution(lines, i, bare=True)
+                nxt = _next_nonblank(lines, end + 1) if end is not None else None
+                if end is not None and (nxt is None or not _is_quoted(lines[nxt])):
+                    end = None  # a bare "…:" line only counts right above a quoted block
         if end is not None:
             nxt = _next_nonblank(lines, end + 1)
             if nxt is not None and _is_quoted(lines[nxt]):
