@@ -161,6 +161,8 @@ def _may_be_attribution(lines: list[str], ends: list[bool], i: int) -> bool:
 
 
 def _header_label(line: str) -> str | None:
+    if ":" not in line and "：" not in line:
+        return None  # HEADER_LINE_RE needs one; the regex's backtracking costs ~4 µs per line
     m = P.HEADER_LINE_RE.match(line)
     if not m:
         return None
