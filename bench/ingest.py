@@ -8,8 +8,9 @@ sessions. Two phases per database:
 2. latency: a paced load (default 100 messages/s for 10 s) → p50/p95/p99 from the moment the
    client hands the message to DATA until the webhook reaches the receiver;
 
-and, during phase 1, the NOOP round trip of one more session: CPU-heavy ingest work must not stall
-the SMTP event loop for other sessions.
+and, during phase 1, the NOOP round trip of one more session (CPU-heavy ingest work must not stall
+the SMTP event loop for other sessions) and the CPU time per accepted message of each mailkite
+process role (from /proc: steadier than the rates on a shared machine, and it says where to look).
 
 Prints figures; asserts nothing. Usage::
 
@@ -172,6 +173,43 @@ def wait_received(path: Path, tags: set[str], timeout: float) -> dict[str, float
     return got
 
 
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            kids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        out += [int(k) for k in kids]
+        todo += [int(k) for k in kids]
+    return out
+
+
+def cpu_by_role(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by ``root`` and its descendants, by role: the
+    ``mailkite`` sub-command, ``parse`` for the MX's parse processes, ``redis`` for redis-server."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid in [root] + _descendants(root):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        words = [a.decode(errors="replace") for a in argv if a]
+        if "mailkite" in words:
+            role = words[words.index("mailkite") + 1] if words.index("mailkite") + 1 < len(words) else "?"
+        elif any("multiprocessing" in w for w in words):
+            role = "parse" if not any("resource_tracker" in w for w in words) else "other"
+        else:
+            role = Path(words[0]).name if words else "?"
+        out[role] = out.get(role, 0.0) + seconds
+    return out
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -207,9 +245,20 @@ def run(db_kind: str, args, workdir: Path) -> dict:
         batch = [(tag, make_message(rng, tag)) for tag in (uuid.uuid4().hex for _ in range(args.messages))]
         total_bytes = sum(len(r) for _, r in batch)
         sent_at: dict[str, float] = {}
+        serve_pid = inst.procs["serve"].pid
+        cpu_before = cpu_by_role(serve_pid)
+        client_before = os.times()
+        recv_before = cpu_by_role(recv.pid)
         with NoopProbe(inst.mx_port) as probe:
             wall = send_all(inst.mx_port, batch, args.sessions, None, sent_at)
         wait_received(received, {t for t, _ in batch}, 300)
+        cpu_after = cpu_by_role(serve_pid)
+        client_after = os.times()
+        cpu_ms = {role: (cpu_after[role] - cpu_before.get(role, 0.0)) * 1000 / len(batch) for role in cpu_after}
+        cpu_ms["bench client"] = ((client_after.user - client_before.user) + (client_after.system - client_before.system)
+                                  ) * 1000 / len(batch)
+        cpu_ms["bench receiver"] = sum((cpu_by_role(recv.pid)[r] - recv_before.get(r, 0.0))
+                                       for r in cpu_by_role(recv.pid)) * 1000 / len(batch)
         accepted_rate = len(sent_at) / wall
 
         paced = [(tag, make_message(rng, tag)) for tag in (uuid.uuid4().hex for _ in range(int(args.rate * args.seconds)))]
@@ -223,6 +272,7 @@ def run(db_kind: str, args, workdir: Path) -> dict:
             "accepted_per_s": accepted_rate, "offered_per_s": len(paced) / paced_wall,
             "p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99),
             "max": max(latencies), "mean": statistics.mean(latencies), "missing": missing,
+            "cpu_ms": cpu_ms,
             "noop_p50": pct(probe.samples, 50), "noop_p99": pct(probe.samples, 99), "noop_max": max(probe.samples),
         }
     finally:
@@ -257,6 +307,12 @@ def main() -> None:
         print(f"{r['db']:<11} {r['messages']:>5} {r['avg_kb']:>7.1f} {r['accepted_per_s']:>11.1f} | "
               f"{r['offered_per_s']:>9.1f} {r['p50']:>7.1f} {r['p95']:>7.1f} {r['p99']:>7.1f} {r['max']:>7.1f} "
               f"{r['missing']:>5}")
+    print("\nCPU per accepted message during the throughput phase (ms, user + system, by process role):")
+    for r in results:
+        parts = ", ".join(f"{role} {ms:.1f}" for role, ms in sorted(r["cpu_ms"].items(), key=lambda kv: -kv[1])
+                          if ms >= 0.05)
+        mailkite = sum(ms for role, ms in r["cpu_ms"].items() if not role.startswith("bench"))
+        print(f"{r['db']:<11} mailkite {mailkite:.1f} ms/message ({parts})")
     print("\nevent-loop responsiveness during the throughput phase (NOOP round trip on another session):")
     for r in results:
         print(f"{r['db']:<11} p50 {r['noop_p50']:.1f} ms, p99 {r['noop_p99']:.1f} ms, max {r['noop_max']:.1f} ms")
