@@ -38,7 +38,7 @@ class ImapLimits:
     auth_max_failures: int = 10
     auth_window_s: float = 300
     auth_failure_delay_s: float = 1.0
-    fetch_batch: int = 500
+    fetch_batch: int = 100
     safety_refresh_s: float = 60
 
 

@@ -35,7 +35,7 @@ log = logging.getLogger("mailkite.imap")
 PERSISTED = {"\\Seen": SEEN, "\\Flagged": FLAGGED, "\\Answered": ANSWERED}
 SPECIAL_USE = {"INBOX": (), "Sent": ("\\Sent",)}
 DELIMITER = "/"
-RESPONSE_CHUNK = 8 * 1024 * 1024
+RESPONSE_CHUNK = 2 * 1024 * 1024
 CANNOT_FOLDERS = "Folders cannot be created, deleted or renamed: this account has INBOX and Sent only"
 CANNOT_COPY = "Messages cannot be copied, moved or uploaded: IMAP here is a read window (flags only)"
 
