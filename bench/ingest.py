@@ -257,8 +257,8 @@ def run(db_kind: str, args, workdir: Path) -> dict:
         cpu_ms = {role: (cpu_after[role] - cpu_before.get(role, 0.0)) * 1000 / len(batch) for role in cpu_after}
         cpu_ms["bench client"] = ((client_after.user - client_before.user) + (client_after.system - client_before.system)
                                   ) * 1000 / len(batch)
-        cpu_ms["bench receiver"] = sum((cpu_by_role(recv.pid)[r] - recv_before.get(r, 0.0))
-                                       for r in cpu_by_role(recv.pid)) * 1000 / len(batch)
+        recv_after = cpu_by_role(recv.pid)
+        cpu_ms["bench receiver"] = (sum(recv_after.values()) - sum(recv_before.values())) * 1000 / len(batch)
         accepted_rate = len(sent_at) / wall
 
         paced = [(tag, make_message(rng, tag)) for tag in (uuid.uuid4().hex for _ in range(int(args.rate * args.seconds)))]

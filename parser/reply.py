@@ -108,13 +108,19 @@ def _continuation(line: str) -> bool:
     return not s.startswith(">") or (len(s) <= 40 and s.endswith((":", "：")))
 
 
+def _attribution_end(line: str) -> bool:
+    """Whether ``line`` may end an attribution: every form ends with ":", "-" or ">", or with
+    "wrote" after an address."""
+    end = line.rstrip()
+    return end[-1:] in (":", "：", "-", ">") or "@" in end
+
+
 def _attribution_at(lines: list[str], i: int, k: int, *, bare: bool) -> bool:
     """Whether lines i..i+k joined form an attribution line (line i unquoted)."""
     if i + k >= len(lines) or _blank(lines[i]) or _is_quoted(lines[i]):
         return False
-    end = lines[i + k].rstrip()
-    if end[-1:] not in (":", "：", "-", ">") and "@" not in end:
-        return False  # every attribution form ends with one of these, or with "wrote" after an address
+    if not _attribution_end(lines[i + k]):
+        return False
     if not all(_continuation(x) for x in lines[i + 1:i + k + 1]):
         return False
     return _attribution_text(" ".join(x.strip() for x in lines[i:i + k + 1]), bare=bare)
@@ -145,12 +151,6 @@ def _attribution(lines: list[str], i: int, *, bare: bool = False) -> int | None:
             if P.WROTE_LINE_RE.search(tail) and len(tail) < 60:
                 return j
     return None
-
-
-def _attribution_end(line: str) -> bool:
-    """Whether ``line`` may end an attribution: ``_attribution_at`` refuses any other last line."""
-    end = line.rstrip()
-    return end[-1:] in (":", "：", "-", ">") or "@" in end
 
 
 def _may_be_attribution(lines: list[str], ends: list[bool], i: int) -> bool:

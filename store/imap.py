@@ -39,7 +39,8 @@ class Scope:
 
 @dataclass(frozen=True)
 class ViewRow:
-    """One message of a view as the IMAP index keeps it: UID, flag bits, mod-sequence."""
+    """One message of a view as the IMAP index keeps it: UID, flag bits, mod-sequence (also what
+    :func:`store_flags` reports for each message whose flags it changed)."""
 
     uid: int
     flags: int
@@ -70,20 +71,11 @@ class MessageMeta:
 
 
 @dataclass(frozen=True)
-class FlagChange:
-    """One message whose stored flags changed: new bits and new mod-sequence."""
-
-    uid: int
-    flags: int
-    modseq: int
-
-
-@dataclass(frozen=True)
 class StoreOutcome:
     """Result of :func:`store_flags`: the changed messages and the UIDs refused by UNCHANGEDSINCE
     (RFC 7162 §3.1.3: reported as ``[MODIFIED uid-set]``)."""
 
-    changed: list[FlagChange]
+    changed: list[ViewRow]
     modified: list[int]
 
 
@@ -187,7 +179,7 @@ def store_flags(db: Database, scope: Scope, mailbox: str, uids: Sequence[int], *
                 s.execute(update(Message).where(Message.id.in_(ids[i:i + _IN_CHUNK]))
                           .values(seen=bool(bits & SEEN), flagged=bool(bits & FLAGGED),
                                   answered=bool(bits & ANSWERED), modseq=modseq))
-    return StoreOutcome([FlagChange(uid, bits, modseq) for _, uid, bits in changed], modified)
+    return StoreOutcome([ViewRow(uid, bits, modseq) for _, uid, bits in changed], modified)
 
 
 def domain_name(db: Database, domain_id: str) -> str | None:
