@@ -7,11 +7,11 @@ stay the same across retries.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from delivery.links import LinkSigner
+from parser import jsonbytes
 from parser.automated import AutoSubmitted, with_null_sender
 from parser.model import iso8601
 from store.messages import MessageRecord
@@ -73,4 +73,4 @@ def message_data(message: MessageRecord, parsed: dict[str, Any] | None, *, links
 def event_body(event_created_at: datetime, data: dict[str, Any]) -> bytes:
     """The serialised body (UTF-8 JSON, compact). The signature covers exactly these bytes."""
     doc = {"type": EVENT_TYPE, "timestamp": iso8601(event_created_at), "data": data}
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+    return jsonbytes.dumps(doc)

@@ -9,7 +9,6 @@ rq's own per-job bookkeeping, which cost about as much as a delivery.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -30,6 +29,7 @@ from delivery.queue import BATCH_SIZE, webhook_queue
 from delivery.relay import OutboxRelay
 from delivery.sender import WebhookSender
 from delivery.signing import webhook_headers
+from parser import jsonbytes
 from store.blobs import BlobError, BlobStore
 from store.crypto import SecretBox, SecretDecryptError
 from store.db import Database
@@ -117,7 +117,7 @@ def _post(ctx: WorkerContext, claimed: ClaimedEvent) -> tuple[datetime, AttemptR
     """Build, sign and POST one event (runs in the worker's thread pool)."""
     started_at = utcnow()
     try:
-        parsed = json.loads(ctx.blobs.get(claimed.message.parsed_key)) if claimed.message.parsed_key else None
+        parsed = jsonbytes.loads(ctx.blobs.get(claimed.message.parsed_key)) if claimed.message.parsed_key else None
         secrets = decrypt_secrets(ctx.box, claimed.endpoint_secret_ciphertext)
         body = event_body(claimed.created_at, message_data(claimed.message, parsed, links=ctx.links))
         headers = webhook_headers(secrets, claimed.event_id, int(time.time()), body)

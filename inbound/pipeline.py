@@ -12,7 +12,6 @@ the webhooks are delivered during the session, 250 only when every endpoint answ
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from concurrent.futures import Executor
@@ -28,7 +27,7 @@ from inbound.policy import Facts, decide
 from inbound.scan.scanner import MessageScanner
 from inbound.types import AuthResults, Decision, ScanResults, SmtpEnvelope
 from inbound.zero_retention import ZeroRetentionDelivery
-from parser import ParsedMessage
+from parser import ParsedMessage, jsonbytes
 from parser.imap_structure import ImapStructure
 from parser.ingest import parse_for_ingest
 from store.blobs import BlobStore
@@ -176,8 +175,7 @@ class IngestPipeline:
         raw_key, parsed_key = f"raw/{day}/{txn_id}.eml", f"parsed/{day}/{txn_id}.json"
 
         def put_parsed() -> None:
-            doc = json.dumps(parsed.to_json(), ensure_ascii=False, separators=(",", ":"))
-            self.blobs.put(parsed_key, doc.encode("utf-8", "replace"), "application/json")
+            self.blobs.put(parsed_key, jsonbytes.dumps(parsed.to_json()), "application/json")
 
         puts = await asyncio.gather(asyncio.to_thread(self.blobs.put, raw_key, stored_raw, "message/rfc822"),
                                     asyncio.to_thread(put_parsed), return_exceptions=True)
