@@ -168,16 +168,19 @@ class IngestPipeline:
     async def _store(self, envelope: SmtpEnvelope, stored_raw: bytes, parsed: ParsedMessage,
                      recipients: list[Recipient], auth: AuthResults, scan: ScanResults,
                      structure: ImapStructure | None = None) -> list[StoredMessage]:
-        """Write both blobs (in parallel, each durable), then the rows through the group-commit
-        writer; on any failure remove the blobs written, and raise."""
+        """Write both blobs (in parallel, not yet synced), then the rows through the group-commit
+        writer, which syncs the blob store once per batch before committing (``barrier``): the
+        rows never point at bytes that are not durable. On any failure remove the blobs written,
+        and raise."""
         txn_id = new_id("txn")
         day = envelope.received_at.strftime("%Y/%m/%d")
         raw_key, parsed_key = f"raw/{day}/{txn_id}.eml", f"parsed/{day}/{txn_id}.json"
 
         def put_parsed() -> None:
-            self.blobs.put(parsed_key, jsonbytes.dumps(parsed.to_json()), "application/json")
+            self.blobs.put(parsed_key, jsonbytes.dumps(parsed.to_json()), "application/json", sync=False)
 
-        puts = await asyncio.gather(asyncio.to_thread(self.blobs.put, raw_key, stored_raw, "message/rfc822"),
+        puts = await asyncio.gather(asyncio.to_thread(self.blobs.put, raw_key, stored_raw, "message/rfc822",
+                                                      sync=False),
                                     asyncio.to_thread(put_parsed), return_exceptions=True)
         try:
             for outcome in puts:
@@ -194,7 +197,8 @@ class IngestPipeline:
                 parse_errors=parsed.parse_errors, auth=auth.to_json(), spam=scan.spam, virus=scan.virus,
                 imap_structure=structure,
             )
-            return await asyncio.wrap_future(self.writer.submit(lambda session: record_transaction_in(session, tx)))
+            return await asyncio.wrap_future(self.writer.submit(lambda session: record_transaction_in(session, tx),
+                                                                barrier=self.blobs.sync))
         except BaseException:
             await asyncio.to_thread(self._delete_blobs, raw_key, parsed_key)
             raise

@@ -6,6 +6,11 @@ with the lock held during seconds of Python work under load. The writer instead 
 waiting (up to ``max_batch``), runs each in its own SAVEPOINT inside ONE transaction and commits
 once: a job that raises is rolled back alone and gets its exception; a failed commit fails every
 job of the batch (nothing of it was stored).
+
+A job may name a *barrier*: a callable that must succeed before its rows are committed (the ingest
+path passes the blob store's ``sync``, so the raw messages its rows point to are durable first).
+Each distinct barrier of the batch's successful jobs runs once, just before the commit; one that
+raises fails the whole batch like a failed commit.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ log = logging.getLogger("mailkite.store.writer")
 
 T = TypeVar("T")
 _STOP = object()
+_Item = tuple[Callable[[Session], object], Future, Callable[[], None] | None]
 
 BATCH_SIZE = Histogram("mailkite_db_write_batch_size", "Jobs committed together by the group-commit writer",
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
@@ -43,9 +49,10 @@ class BatchWriter:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, job: Callable[[Session], T]) -> Future[T]:
+    def submit(self, job: Callable[[Session], T], *, barrier: Callable[[], None] | None = None) -> Future[T]:
+        """Queue ``job``; ``barrier`` (optional) runs before the commit of the batch holding it."""
         future: Future[T] = Future()
-        self._queue.put((job, future))
+        self._queue.put((job, future, barrier))
         return future
 
     def close(self, timeout: float = 10.0) -> None:
@@ -71,16 +78,17 @@ class BatchWriter:
                 batch.append(item)
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Callable[[Session], object], Future]]) -> None:
+    def _commit(self, batch: list[_Item]) -> None:
         BATCH_SIZE.observe(len(batch))
         with BATCH_SECONDS.time():
             self._commit_batch(batch)
 
-    def _commit_batch(self, batch: list[tuple[Callable[[Session], object], Future]]) -> None:
+    def _commit_batch(self, batch: list[_Item]) -> None:
         outcomes: list[tuple[Future, object, BaseException | None]] = []
         try:
             with self.db.session() as s:
-                for job, future in batch:
+                barriers: dict[Callable[[], None], None] = {}
+                for job, future, barrier in batch:
                     if not future.set_running_or_notify_cancel():
                         continue
                     try:
@@ -88,6 +96,11 @@ class BatchWriter:
                             outcomes.append((future, job(s), None))
                     except Exception as exc:  # noqa: BLE001 - handed to the job's submitter
                         outcomes.append((future, None, exc))
+                        continue
+                    if barrier is not None:
+                        barriers[barrier] = None  # bound methods of one object compare equal: once each
+                for barrier in barriers:
+                    barrier()
         except Exception as exc:  # noqa: BLE001 - the commit failed: nothing of the batch is stored
             log.warning("writer.batch_failed", extra={"kv": {"jobs": len(batch), "error": str(exc)[:200]}})
             for future, _, _ in outcomes:

@@ -253,3 +253,26 @@ def test_database_failure_answers_451_and_removes_the_blobs(db, blobs):
         assert s.scalar(select(func.count()).select_from(Message)) == 0
         assert s.scalar(select(func.count()).select_from(Event)) == 0
     assert blobs.keys("raw/") == [] and blobs.keys("parsed/") == []
+
+
+def test_blob_sync_failure_answers_451_and_keeps_nothing(db, tmp_path):
+    """The batch's one sync (syncfs) reports a write-back error: no row committed, blobs removed.
+    (A disk that fails write-back cannot be had here; the store's sync raising what it would raise
+    stands in for it.)"""
+    from store.blobs import BlobError, LocalBlobStore
+
+    class WriteBackFails(LocalBlobStore):
+        def sync(self) -> None:
+            raise BlobError("syncing: Input/output error")
+
+    add_domain(db, "example.com")
+    store = WriteBackFails(tmp_path / "blobs")
+    server = MXThread(db, store).start()
+    try:
+        with pytest.raises(smtplib.SMTPDataError) as err, smtplib.SMTP("127.0.0.1", server.port) as c:
+            c.sendmail("a@sender.test", ["support@example.com"], _message())
+        assert err.value.smtp_code == 451 and err.value.smtp_error.startswith(b"4.3.0")
+    finally:
+        server.stop()
+    assert _messages(db) == []
+    assert store.keys() == []

@@ -45,3 +45,21 @@ def test_keys_lists_by_prefix(blobs):
     assert blobs.keys("raw/") == ["raw/2026/a.eml", "raw/2026/b.eml"]
     assert blobs.keys() == ["parsed/2026/a.json", "raw/2026/a.eml", "raw/2026/b.eml"]
     assert blobs.keys("nothing/") == []
+
+
+def test_unsynced_puts_are_readable_at_once_and_sync_makes_them_durable(blobs):
+    for i in range(3):
+        blobs.put(f"raw/2026/11/22/txn_s{i}.eml", b"x" * (1000 + i), "message/rfc822", sync=False)
+    assert blobs.get("raw/2026/11/22/txn_s2.eml") == b"x" * 1002
+    blobs.sync()
+    blobs.sync()  # nothing new to sync is fine
+    assert blobs.keys("raw/2026/11/22/txn_s") == [f"raw/2026/11/22/txn_s{i}.eml" for i in range(3)]
+
+
+def test_local_store_remakes_a_folder_removed_behind_its_back(tmp_path):
+    store = open_blob_store(tmp_path.as_uri())
+    store.put("raw/day/a.eml", b"a", sync=False)
+    (tmp_path / "raw" / "day" / "a.eml").unlink()
+    (tmp_path / "raw" / "day").rmdir()
+    store.put("raw/day/b.eml", b"b", sync=False)
+    assert store.get("raw/day/b.eml") == b"b"

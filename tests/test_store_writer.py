@@ -1,0 +1,103 @@
+"""The group-commit writer (store/writer.py) on SQLite and PostgreSQL: batches, failures, barriers."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import wait
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from store.models import Account, utcnow
+from store.writer import BatchWriter
+
+ACCOUNTS = Account.__table__
+
+
+def _add_account(account_id: str):
+    def job(session):
+        session.connection().execute(insert(ACCOUNTS).values(id=account_id, name=account_id, created_at=utcnow()))
+        return account_id
+    return job
+
+
+def _account_ids(db) -> set[str]:
+    with db.read() as s:
+        return set(s.execute(select(ACCOUNTS.c.id)).scalars())
+
+
+class _Gate:
+    """A first job that blocks the writer thread until released, so later jobs queue into one batch."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, session) -> str:
+        self.entered.set()
+        assert self.release.wait(10)
+        return "gate"
+
+
+def _one_batch(writer: BatchWriter, jobs, barriers=None):
+    gate = _Gate()
+    first = writer.submit(gate)
+    assert gate.entered.wait(10)
+    futures = [writer.submit(job, barrier=(barriers[i] if barriers else None)) for i, job in enumerate(jobs)]
+    gate.release.set()
+    wait([first, *futures], timeout=20)
+    return futures
+
+
+def test_a_failing_job_is_rolled_back_alone(db) -> None:
+    writer = BatchWriter(db)
+    try:
+        def failing(session):
+            _add_account("acct_bad")(session)
+            raise RuntimeError("no")
+
+        futures = _one_batch(writer, [_add_account("acct_a"), failing, _add_account("acct_b")])
+        assert futures[0].result() == "acct_a" and futures[2].result() == "acct_b"
+        with pytest.raises(RuntimeError):
+            futures[1].result()
+    finally:
+        writer.close()
+    assert {"acct_a", "acct_b"} <= _account_ids(db)
+    assert "acct_bad" not in _account_ids(db)
+
+
+def test_each_barrier_runs_once_per_batch_before_the_commit(db) -> None:
+    calls: list[int] = []
+
+    class Store:
+        def sync(self) -> None:
+            with db.read() as s:  # the batch's rows are not visible to others yet
+                calls.append(s.execute(select(func.count()).select_from(ACCOUNTS)
+                                       .where(ACCOUNTS.c.id.like("acct_b%"))).scalar_one())
+
+    store = Store()
+    writer = BatchWriter(db)
+    try:
+        futures = _one_batch(writer, [_add_account(f"acct_b{i}") for i in range(5)], [store.sync] * 5)
+        assert [f.result() for f in futures] == [f"acct_b{i}" for i in range(5)]
+    finally:
+        writer.close()
+    assert calls == [0]  # one call for five jobs, made while nothing of them was committed
+    assert {f"acct_b{i}" for i in range(5)} <= _account_ids(db)
+
+
+def test_a_failing_barrier_fails_the_whole_batch_and_commits_nothing(db) -> None:
+    def broken_sync() -> None:
+        raise OSError("disk gone")
+
+    writer = BatchWriter(db)
+    try:
+        futures = _one_batch(writer, [_add_account("acct_c1"), _add_account("acct_c2")], [None, broken_sync])
+        for future in futures:
+            with pytest.raises(OSError, match="disk gone"):
+                future.result()
+        # the writer goes on: the next batch commits
+        assert writer.submit(_add_account("acct_c3")).result(10) == "acct_c3"
+    finally:
+        writer.close()
+    ids = _account_ids(db)
+    assert "acct_c3" in ids and not {"acct_c1", "acct_c2"} & ids
