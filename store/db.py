@@ -1,7 +1,9 @@
 """Database engine and sessions (SQLAlchemy 2): SQLite by default, PostgreSQL by URL.
 
-SQLite runs in WAL mode with ``synchronous=NORMAL`` (durable across process crashes; an fsync at
-checkpoints); writers take the write lock at BEGIN with a fine-grained retry, so the MX, worker and
+SQLite runs in WAL mode with ``synchronous=FULL``: every commit fsyncs the WAL, so a committed
+ingest transaction survives a power loss, as its 250 promises (DESIGN.md "Invariants"; with
+``NORMAL`` only a process crash). Ingest commits in groups (store/writer.py), so that is one fsync
+per batch of messages, not per message. Writers take the write lock at BEGIN with a fine-grained retry, so the MX, worker and
 web processes can share one file without SQLite's coarse busy sleeps.
 """
 
@@ -39,7 +41,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA synchronous=FULL")  # WAL fsync at each commit (see the module docstring)
             cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()

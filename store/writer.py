@@ -7,10 +7,11 @@ waiting (up to ``max_batch``), runs each in its own SAVEPOINT inside ONE transac
 once: a job that raises is rolled back alone and gets its exception; a failed commit fails every
 job of the batch (nothing of it was stored).
 
-A job may name a *barrier*: a callable that must succeed before its rows are committed (the ingest
-path passes the blob store's ``sync``, so the raw messages its rows point to are durable first).
-Each distinct barrier of the batch's successful jobs runs once, just before the commit; one that
-raises fails the whole batch like a failed commit.
+A job may name a *barrier*: a callable that must succeed before its rows are written (the ingest
+path passes the blob store's ``sync``: the blobs were written before the job was submitted, so
+syncing once per batch makes every raw message the batch's rows point to durable first). Each
+distinct barrier of the batch runs once, before the transaction opens; the jobs whose barrier
+raised get its exception and are not run.
 """
 
 from __future__ import annotations
@@ -84,23 +85,17 @@ class BatchWriter:
             self._commit_batch(batch)
 
     def _commit_batch(self, batch: list[_Item]) -> None:
+        batch = [item for item in batch if item[1].set_running_or_notify_cancel()]
+        batch = self._pass_barriers(batch)
         outcomes: list[tuple[Future, object, BaseException | None]] = []
         try:
             with self.db.session() as s:
-                barriers: dict[Callable[[], None], None] = {}
-                for job, future, barrier in batch:
-                    if not future.set_running_or_notify_cancel():
-                        continue
+                for job, future, _ in batch:
                     try:
                         with s.begin_nested():
                             outcomes.append((future, job(s), None))
                     except Exception as exc:  # noqa: BLE001 - handed to the job's submitter
                         outcomes.append((future, None, exc))
-                        continue
-                    if barrier is not None:
-                        barriers[barrier] = None  # bound methods of one object compare equal: once each
-                for barrier in barriers:
-                    barrier()
         except Exception as exc:  # noqa: BLE001 - the commit failed: nothing of the batch is stored
             log.warning("writer.batch_failed", extra={"kv": {"jobs": len(batch), "error": str(exc)[:200]}})
             for future, _, _ in outcomes:
@@ -111,3 +106,25 @@ class BatchWriter:
                 future.set_result(result)
             else:
                 future.set_exception(exc)
+
+    @staticmethod
+    def _pass_barriers(batch: list[_Item]) -> list[_Item]:
+        """Run each distinct barrier once, before the transaction opens (so the database's write
+        lock is not held during a file-system sync); the jobs whose barrier raised get its
+        exception and are left out of the batch."""
+        failed: dict[Callable[[], None], BaseException] = {}
+        for barrier in dict.fromkeys(b for _, _, b in batch if b is not None):  # bound methods of one object compare equal
+            try:
+                barrier()
+            except Exception as exc:  # noqa: BLE001 - handed to the jobs that needed it
+                log.warning("writer.barrier_failed", extra={"kv": {"error": str(exc)[:200]}})
+                failed[barrier] = exc
+        if not failed:
+            return batch
+        kept = []
+        for item in batch:
+            if item[2] in failed:
+                item[1].set_exception(failed[item[2]])
+            else:
+                kept.append(item)
+        return kept
