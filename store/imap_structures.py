@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from store.db import Database
 from store.models import MessageStructure, utcnow
+from store.writer import defer_insert
 
 # Ids per query: under SQLite's bound-parameter limit, large enough that 10,000 messages take 10.
 QUERY_CHUNK = 1000
@@ -74,10 +75,10 @@ def structure_row(transaction_id: str, structure: Any) -> ImapStructureRow:
 
 def add_structure(s: Session, row: ImapStructureRow) -> None:
     """Stage ``row`` in the caller's transaction (committed with the message rows)."""
-    s.connection().execute(_INSERT, {
+    defer_insert(s, _INSERT, [{
         "transaction_id": row.transaction_id, "envelope": row.envelope, "bodystructure": row.bodystructure,
         "body": row.body, "header_block": row.header_block, "parts": row.parts_json, "size": row.size,
-        "created_at": utcnow()})
+        "created_at": utcnow()}])
 
 
 _INSERT = insert(MessageStructure.__table__)

@@ -22,6 +22,7 @@ from store.ids import new_id
 from store.imap_structures import add_structure, structure_row
 from store.models import Domain, Event, EventState, Message, MessageStatus, OutboxEntry, Retention, WebhookEndpoint
 from store.threads import assign_thread, thread_id_for
+from store.writer import defer_insert
 
 __all__ = ["MessageRecord", "NewTransaction", "Recipient", "StoredMessage", "get_message", "record_transaction",
            "record_transaction_in", "thread_id_for"]
@@ -154,6 +155,7 @@ _ENDPOINT_IDS = (select(_ENDPOINTS.c.id)
 _INSERT_MESSAGES = insert(_MESSAGES)
 _INSERT_EVENTS = insert(_EVENTS)
 _INSERT_OUTBOX = insert(OutboxEntry.__table__)
+_ENDPOINTS_SEEN = "mailkite.endpoint_ids"  # Session.info key: domain id → endpoint ids, per transaction
 
 
 def _allocate_uids(conn: Connection, domain_id: str, count: int) -> tuple[int, int]:
@@ -188,7 +190,8 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
         for domain_id in sorted(counts):
             uids[domain_id], modseqs[domain_id] = _allocate_uids(conn, domain_id, counts[domain_id])
     threads: dict[str, str] = {}  # account → thread of this message (one per account)
-    endpoints: dict[str, list[str]] = {}  # domain → endpoint ids taking its mail
+    # domain → endpoint ids taking its mail; kept for the whole transaction (a group-commit batch)
+    endpoints: dict[str, tuple[str, ...]] = s.info.setdefault(_ENDPOINTS_SEEN, {})
     keep_content = tx.retention == Retention.STORED
     message_rows: list[dict] = []
     for i, r in enumerate(tx.recipients):
@@ -224,20 +227,21 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
         endpoint_ids: tuple[str, ...] = ()
         if tx.create_events:
             if r.domain.id not in endpoints:
-                endpoints[r.domain.id] = list(conn.execute(_ENDPOINT_IDS, {
+                endpoints[r.domain.id] = tuple(conn.execute(_ENDPOINT_IDS, {
                     "account_id": r.domain.account_id, "domain_id": r.domain.id}).scalars())
-            endpoint_ids = tuple(endpoints[r.domain.id])
+            endpoint_ids = endpoints[r.domain.id]
         stored.append(StoredMessage(msg_id, r.inbox, r.domain.name, uid, tuple(new_id("evt") for _ in endpoint_ids),
                                     endpoint_ids))
-    # Core bulk inserts, parents before children (executed in this order, no unit-of-work flush).
-    conn.execute(_INSERT_MESSAGES, message_rows)
+    # Core bulk inserts, parents before children; in a group-commit batch they run once for the
+    # whole batch, just before its commit (store.writer.defer_insert).
+    defer_insert(s, _INSERT_MESSAGES, message_rows)
     event_rows = [dict(id=evt_id, account_id=r.domain.account_id, message_id=m.id, endpoint_id=ep_id,
                        type="message.received", state=EventState.PENDING.value, attempts=0, created_at=tx.received_at)
                   for m, r in zip(stored, tx.recipients) for evt_id, ep_id in zip(m.event_ids, m.endpoint_ids)]
     if event_rows:
-        conn.execute(_INSERT_EVENTS, event_rows)
-        conn.execute(_INSERT_OUTBOX, [dict(event_id=e["id"], due_at=tx.received_at, created_at=tx.received_at)
-                                      for e in event_rows])
+        defer_insert(s, _INSERT_EVENTS, event_rows)
+        defer_insert(s, _INSERT_OUTBOX, [dict(event_id=e["id"], due_at=tx.received_at, created_at=tx.received_at)
+                                         for e in event_rows])
     if with_uid and tx.imap_structure is not None:
         add_structure(s, structure_row(tx.transaction_id, tx.imap_structure))
     return stored

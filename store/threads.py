@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from store.models import Message, ThreadLink, utcnow
+from store.writer import flush_deferred
 
 #: References kept per message (the newest ones; RFC 5322 §3.6.4 lets the list grow without bound).
 MAX_REFERENCES = 100
@@ -74,7 +75,7 @@ def assign_thread(s: Session, account_id: str, *, message_id: str | None, in_rep
     conn = s.connection()
     shas = sorted({_sha(i) for i in ids})
     found = _threads_of(conn, account_id, shas)
-    thread = _merge(conn, account_id, found) if found else thread_id_for(account_id, thread_key, fallback)
+    thread = _merge(s, account_id, found) if found else thread_id_for(account_id, thread_key, fallback)
     now = utcnow()
     conn.execute(_INSERT_LINKS[conn.dialect.name],
                  [{"account_id": account_id, "msgid_sha256": h, "thread_id": thread, "created_at": now} for h in shas])
@@ -82,7 +83,7 @@ def assign_thread(s: Session, account_id: str, *, message_id: str | None, in_rep
         return thread  # SQLite has one writer at a time: nobody can have linked our ids meanwhile
     # A concurrent writer may have linked one of our ids to another thread meanwhile: join up.
     again = _threads_of(conn, account_id, shas)
-    return _merge(conn, account_id, again) if len(again) > 1 else thread
+    return _merge(s, account_id, again) if len(again) > 1 else thread
 
 
 def _threads_of(conn: Connection, account_id: str, shas: list[str]) -> dict[str, object]:
@@ -94,11 +95,14 @@ def _threads_of(conn: Connection, account_id: str, shas: list[str]) -> dict[str,
     return out
 
 
-def _merge(conn: Connection, account_id: str, threads: dict[str, object]) -> str:
+def _merge(session: Session, account_id: str, threads: dict[str, object]) -> str:
     """Make the given threads one: the oldest survives (ties: the smallest id); returns it."""
     winner = min(threads, key=lambda t: (threads[t], t))
     losers = [t for t in threads if t != winner]
     if losers:
+        # Message rows of this batch still waiting to be inserted must be re-pointed too.
+        flush_deferred(session)
+        conn = session.connection()
         params = {"b_account": account_id, "b_losers": losers, "b_winner": winner}
         conn.execute(_RELINK, params)
         conn.execute(_REPOINT_MESSAGES, params)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from store.models import Account, utcnow
-from store.writer import BatchWriter
+from store.writer import BatchWriter, defer_insert
 
 ACCOUNTS = Account.__table__
 
@@ -103,3 +103,32 @@ def test_a_failing_barrier_fails_only_the_jobs_that_need_it(db) -> None:
         writer.close()
     ids = _account_ids(db)
     assert {"acct_c2", "acct_c4"} <= ids and not {"acct_c1", "acct_c3"} & ids
+
+
+def test_a_deferred_insert_that_fails_fails_only_its_job(db) -> None:
+    """Rows handed to defer_insert run in one executemany at the end of the batch; when that
+    fails (here: a duplicate key), the batch runs again job by job and only the culprit fails."""
+    with db.session() as s:
+        s.connection().execute(insert(ACCOUNTS).values(id="acct_taken", name="x", created_at=utcnow()))
+
+    def deferred(account_id: str):
+        def job(session):
+            defer_insert(session, insert(ACCOUNTS), [dict(id=account_id, name=account_id, created_at=utcnow())])
+            return account_id
+        return job
+
+    writer = BatchWriter(db)
+    try:
+        futures = _one_batch(writer, [deferred("acct_d1"), deferred("acct_taken"), deferred("acct_d2")])
+        assert futures[0].result() == "acct_d1" and futures[2].result() == "acct_d2"
+        with pytest.raises(Exception, match="(?i)unique|duplicate"):
+            futures[1].result()
+    finally:
+        writer.close()
+    assert {"acct_d1", "acct_d2", "acct_taken"} <= _account_ids(db)
+
+
+def test_defer_insert_outside_a_writer_runs_at_once(db) -> None:
+    with db.session() as s:
+        defer_insert(s, insert(ACCOUNTS), [dict(id="acct_now", name="now", created_at=utcnow())])
+        assert s.connection().execute(select(ACCOUNTS.c.id).where(ACCOUNTS.c.id == "acct_now")).scalar_one()

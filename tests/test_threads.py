@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 
 from sqlalchemy import select
@@ -9,14 +10,15 @@ from sqlalchemy import select
 from store.db import Database
 from store.domains import DomainInfo, DomainPolicy, add_domain
 from store.ids import new_id
-from store.messages import NewTransaction, Recipient, get_message, record_transaction
+from store.messages import NewTransaction, Recipient, get_message, record_transaction, record_transaction_in
 from store.models import Account, Domain, Message, ThreadLink
+from store.writer import BatchWriter
 from parser import parse
 
 
-def _deliver(db: Database, domain: DomainInfo, message_id: str | None, in_reply_to: str | None = None,
-             references: tuple[str, ...] = ()) -> str:
-    """Store one message the way the pipeline does (headers parsed from real bytes); its thread id."""
+def _transaction(domain: DomainInfo, message_id: str | None, in_reply_to: str | None = None,
+                 references: tuple[str, ...] = ()) -> NewTransaction:
+    """One message as the pipeline hands it to the store (headers parsed from real bytes)."""
     lines = [f"From: a@{domain.name}", f"To: b@{domain.name}", "Subject: t"]
     if message_id:
         lines.append(f"Message-ID: {message_id}")
@@ -26,12 +28,18 @@ def _deliver(db: Database, domain: DomainInfo, message_id: str | None, in_reply_
         lines.append("References: " + " ".join(references))
     parsed = parse(("\r\n".join(lines) + "\r\n\r\nhello\r\n").encode())
     inbox = f"b@{domain.name}"
-    [stored] = record_transaction(db, NewTransaction(
+    return NewTransaction(
         transaction_id=new_id("txn"), recipients=[Recipient(inbox, domain, (inbox,))], mail_from="a@x.test",
         client_ip="127.0.0.1", helo="x.test", tls=False, received_at=datetime.now(timezone.utc), size=10,
         sha256=parsed.sha256, raw_key=None, parsed_key=None, message_id_header=parsed.message_id,
         in_reply_to=parsed.in_reply_to, references=parsed.references, thread_key=parsed.thread_key,
-        create_events=False))
+        create_events=False)
+
+
+def _deliver(db: Database, domain: DomainInfo, message_id: str | None, in_reply_to: str | None = None,
+             references: tuple[str, ...] = ()) -> str:
+    """Store one message in a transaction of its own; its thread id."""
+    [stored] = record_transaction(db, _transaction(domain, message_id, in_reply_to, references))
     return get_message(db, stored.id).thread_id
 
 
@@ -65,6 +73,34 @@ def test_two_threads_that_turn_out_to_be_one_merge_into_the_older(db):
         links = set(s.scalars(select(ThreadLink.thread_id).where(ThreadLink.account_id == d.account_id)))
     assert threads == {first} and links == {first}  # rows and links re-pointed
     assert _deliver(db, d, "<m4@x>", "<m2@x>") == first
+
+
+def test_a_merge_inside_one_group_commit_batch_re_points_the_rows_of_that_batch(db):
+    """The writer inserts a batch's message rows together at its end; a message that merges two
+    threads must still re-point the rows of the batch's earlier messages."""
+    d = add_domain(db, "batch.test")
+    gate, release = threading.Event(), threading.Event()
+
+    def hold(session):
+        gate.set()
+        release.wait(10)
+
+    writer = BatchWriter(db)
+    try:
+        writer.submit(hold)
+        assert gate.wait(10)
+        txs = [_transaction(d, "<b1@x>"), _transaction(d, "<b2@x>"),
+               _transaction(d, "<b3@x>", "<b2@x>", ("<b1@x>", "<b2@x>"))]
+        futures = [writer.submit(lambda session, tx=tx: record_transaction_in(session, tx)) for tx in txs]
+        release.set()
+        stored = [f.result(20)[0] for f in futures]
+    finally:
+        writer.close()
+    threads = [get_message(db, m.id).thread_id for m in stored]
+    assert len(set(threads)) == 1
+    with db.read() as s:
+        links = set(s.scalars(select(ThreadLink.thread_id).where(ThreadLink.account_id == d.account_id)))
+    assert links == set(threads)
 
 
 def test_messages_without_ids_each_get_their_own_thread(db):
