@@ -229,10 +229,12 @@ class OutboxEntry(Base):
     """Transactional outbox: an event to hand to the queue once ``due_at`` has passed.
 
     Written in the same transaction as the message (first attempt) or by the worker (retries);
-    the relay moves due rows into rq and deletes them.
+    the relay moves due rows into rq and deletes them. Ids are never reused (SQLite: AUTOINCREMENT;
+    PostgreSQL: a sequence), so a relay deleting the rows it read cannot hit a newer row.
     """
 
     __tablename__ = "outbox"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)

@@ -1,0 +1,41 @@
+"""The outbox under several relays (the MX's and standalone workers'), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from store.domains import add_domain
+from store.endpoints import add_endpoint
+from store.crypto import SecretBox
+from store.events import due_outbox, mark_queued
+from store.ids import new_id
+from store.messages import NewTransaction, Recipient, record_transaction
+from store.models import Event, EventState, OutboxEntry
+
+
+def _accept(db, domain) -> str:
+    inbox = f"support@{domain.name}"
+    [stored] = record_transaction(db, NewTransaction(
+        transaction_id=new_id("txn"), recipients=[Recipient(inbox, domain, (inbox,))], mail_from="a@x.test",
+        client_ip="127.0.0.1", helo="x.test", tls=False, received_at=datetime.now(timezone.utc), size=10,
+        sha256="0" * 64, raw_key=None, parsed_key=None))
+    [event_id] = stored.event_ids
+    return event_id
+
+
+def test_a_relay_holding_stale_rows_never_deletes_a_newer_events_row(db) -> None:
+    domain = add_domain(db, "outbox.test")
+    add_endpoint(db, SecretBox(b"k" * 32), "http://127.0.0.1:9/hook", "whsec_" + "QUJD" * 8)
+    first = _accept(db, domain)
+    stale = due_outbox(db)  # relay A reads the row…
+    lease = datetime.now(timezone.utc) + timedelta(seconds=30)
+    mark_queued(db, {"job_b": due_outbox(db)}, lease)  # …relay B moves it first
+    second = _accept(db, domain)  # a new event gets an outbox row
+    mark_queued(db, {"job_a": stale}, lease)  # relay A finishes with what it read
+    with db.read() as s:
+        rows = set(s.scalars(select(OutboxEntry.event_id)))
+        states = dict(s.execute(select(Event.id, Event.state)).all())
+    assert rows == {second}  # the new event is still waiting to be relayed
+    assert states == {first: EventState.QUEUED.value, second: EventState.PENDING.value}
