@@ -69,6 +69,9 @@ BATCH_SIZE = Histogram("mailkite_db_write_batch_size", "Jobs committed together 
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 BATCH_SECONDS = Histogram("mailkite_db_write_batch_seconds", "Time to run and commit one batch",
                           buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+BARRIER_SECONDS = Histogram("mailkite_db_write_barrier_seconds",
+                            "Time a batch waited for its barriers (the blob store's sync) before its transaction",
+                            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
 
 
 class BatchWriter:
@@ -168,12 +171,16 @@ class BatchWriter:
         lock is not held during a file-system sync); the jobs whose barrier raised get its
         exception and are left out of the batch."""
         failed: dict[Callable[[], None], BaseException] = {}
-        for barrier in dict.fromkeys(b for _, _, b in batch if b is not None):  # bound methods of one object compare equal
-            try:
-                barrier()
-            except Exception as exc:  # noqa: BLE001 - handed to the jobs that needed it
-                log.warning("writer.barrier_failed", extra={"kv": {"error": str(exc)[:200]}})
-                failed[barrier] = exc
+        barriers = dict.fromkeys(b for _, _, b in batch if b is not None)  # bound methods of one object compare equal
+        if not barriers:
+            return batch
+        with BARRIER_SECONDS.time():
+            for barrier in barriers:
+                try:
+                    barrier()
+                except Exception as exc:  # noqa: BLE001 - handed to the jobs that needed it
+                    log.warning("writer.barrier_failed", extra={"kv": {"error": str(exc)[:200]}})
+                    failed[barrier] = exc
         if not failed:
             return batch
         kept = []
