@@ -24,12 +24,11 @@ from delivery.sender import AsyncWebhookSender
 from inbound import metrics
 from inbound.auth.results_header import strip_own_results
 from inbound.policy import Facts, decide
+from inbound.prepare import BlobKeys, Prepared, prepare
 from inbound.scan.scanner import MessageScanner
 from inbound.types import AuthResults, Decision, ScanResults, SmtpEnvelope
 from inbound.zero_retention import ZeroRetentionDelivery
-from parser import ParsedMessage, jsonbytes
-from parser.imap_structure import ImapStructure
-from parser.ingest import parse_for_ingest
+from parser import jsonbytes
 from store.blobs import BlobStore
 from store.db import Database
 from store.domains import DomainInfo
@@ -120,24 +119,36 @@ class IngestPipeline:
         stored_raw = _with_trace_headers(raw, auth, scan)
         zr = [r for r in recipients if r.domain.zero_retention]
         kept = [r for r in recipients if not r.domain.zero_retention]
+        # A local blob store is written by the parse process that holds the bytes (inbound/prepare.py).
+        keys = BlobKeys.for_transaction(new_id("txn"), envelope.received_at) if kept else None
+        in_parse = keys is not None and self.blobs.local_url is not None
         with _timed(timings, "parse"):
             # IMAP structures are computed on the bytes as stored, only when something is stored.
-            parsed, structure = await loop.run_in_executor(
-                self.parse_executor, partial(parse_for_ingest, stored_raw, len(stored_raw) - len(raw), store=bool(kept)))
+            try:
+                prepared = await loop.run_in_executor(self.parse_executor, partial(
+                    prepare, stored_raw, len(stored_raw) - len(raw), keep=bool(kept),
+                    blobs=(self.blobs.local_url, keys) if in_parse else None, need_parsed=bool(zr) or not in_parse))
+            except BaseException:
+                if in_parse:
+                    await asyncio.to_thread(self._delete_blobs, keys.raw, keys.parsed)
+                raise
+        facts = prepared.facts
         message_ids: list[str] = []
 
         if zr:
             with _timed(timings, "zero_retention_delivery"):
-                delivered, zr_ids = await self.zero_retention.deliver(envelope, parsed, zr, auth, scan)
+                delivered, zr_ids = await self.zero_retention.deliver(envelope, prepared.parsed, zr, auth, scan)
             if not delivered:
+                if prepared.blobs_written:
+                    await asyncio.to_thread(self._delete_blobs, keys.raw, keys.parsed)
                 metrics.MESSAGES.labels("deferred", "webhook_unavailable").inc()
                 return IngestOutcome("451 4.3.0 The receiving application did not accept the message; "
                                      "please try again later", "deferred", "webhook_unavailable",
-                                     zr_ids, timings, auth, scan, len(parsed.parse_errors))
+                                     zr_ids, timings, auth, scan, len(facts.parse_errors))
             message_ids += zr_ids
         if kept:
             with _timed(timings, "store"):
-                stored = await self._store(envelope, stored_raw, parsed, kept, auth, scan, structure)
+                stored = await self._store(envelope, stored_raw, prepared, keys, kept, auth, scan)
             message_ids += [m.id for m in stored]
             if self.on_committed:
                 self.on_committed()
@@ -146,7 +157,7 @@ class IngestPipeline:
         metrics.MESSAGES.labels("accepted", decision.reason).inc()
         metrics.MESSAGE_BYTES.observe(len(raw))
         return IngestOutcome(f"250 2.0.0 Ok: queued as {' '.join(message_ids)}", "accepted", decision.reason,
-                             message_ids, timings, auth, scan, len(parsed.parse_errors))
+                             message_ids, timings, auth, scan, len(facts.parse_errors))
 
     async def _checks(self, envelope: SmtpEnvelope, raw: bytes,
                       recipients: list[Recipient]) -> tuple[AuthResults, ScanResults]:
@@ -165,42 +176,40 @@ class IngestPipeline:
         reply = decision.reply or (REPLY_TEMPFAIL if outcome == "deferred" else "550 5.7.1 Message refused")
         return IngestOutcome(reply, outcome, decision.reason, [], timings, auth, scan)
 
-    async def _store(self, envelope: SmtpEnvelope, stored_raw: bytes, parsed: ParsedMessage,
-                     recipients: list[Recipient], auth: AuthResults, scan: ScanResults,
-                     structure: ImapStructure | None = None) -> list[StoredMessage]:
-        """Write both blobs (in parallel, not yet synced), then the rows through the group-commit
-        writer, which syncs the blob store once per batch before committing (``barrier``): the
-        rows never point at bytes that are not durable. On any failure remove the blobs written,
-        and raise."""
-        txn_id = new_id("txn")
-        day = envelope.received_at.strftime("%Y/%m/%d")
-        raw_key, parsed_key = f"raw/{day}/{txn_id}.eml", f"parsed/{day}/{txn_id}.json"
-
-        def put_parsed() -> None:
-            self.blobs.put(parsed_key, jsonbytes.dumps(parsed.to_json()), "application/json", sync=False)
-
-        puts = await asyncio.gather(asyncio.to_thread(self.blobs.put, raw_key, stored_raw, "message/rfc822",
-                                                      sync=False),
-                                    asyncio.to_thread(put_parsed), return_exceptions=True)
+    async def _store(self, envelope: SmtpEnvelope, stored_raw: bytes, prepared: Prepared, keys: BlobKeys,
+                     recipients: list[Recipient], auth: AuthResults, scan: ScanResults) -> list[StoredMessage]:
+        """Write both blobs unless the parse process did (in parallel, not yet synced), then the
+        rows through the group-commit writer, which syncs the blob store once per batch before
+        committing (``barrier``): the rows never point at bytes that are not durable. On any
+        failure remove the blobs written, and raise."""
         try:
-            for outcome in puts:
-                if isinstance(outcome, BaseException):
-                    raise outcome
+            if not prepared.blobs_written:
+                def put_parsed() -> None:
+                    self.blobs.put(keys.parsed, jsonbytes.dumps(prepared.parsed.to_json()), "application/json",
+                                   sync=False)
+
+                puts = await asyncio.gather(asyncio.to_thread(self.blobs.put, keys.raw, stored_raw,
+                                                              "message/rfc822", sync=False),
+                                            asyncio.to_thread(put_parsed), return_exceptions=True)
+                for outcome in puts:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+            facts = prepared.facts
             tx = NewTransaction(
-                transaction_id=txn_id, recipients=recipients, mail_from=envelope.mail_from,
+                transaction_id=keys.transaction_id, recipients=recipients, mail_from=envelope.mail_from,
                 client_ip=envelope.client_ip, helo=envelope.helo, tls=envelope.tls,
-                received_at=envelope.received_at, size=len(stored_raw), sha256=parsed.sha256,
-                raw_key=raw_key, parsed_key=parsed_key, message_id_header=parsed.message_id,
-                in_reply_to=parsed.in_reply_to, references=parsed.references, thread_key=parsed.thread_key,
-                subject=parsed.subject, from_address=parsed.from_.address if parsed.from_ else None,
-                from_name=parsed.from_.name if parsed.from_ else None, date=parsed.date,
-                parse_errors=parsed.parse_errors, auth=auth.to_json(), spam=scan.spam, virus=scan.virus,
-                imap_structure=structure,
+                received_at=envelope.received_at, size=len(stored_raw), sha256=facts.sha256,
+                raw_key=keys.raw, parsed_key=keys.parsed, message_id_header=facts.message_id,
+                in_reply_to=facts.in_reply_to, references=facts.references, thread_key=facts.thread_key,
+                subject=facts.subject, from_address=facts.from_.address if facts.from_ else None,
+                from_name=facts.from_.name if facts.from_ else None, date=facts.date,
+                parse_errors=facts.parse_errors, auth=auth.to_json(), spam=scan.spam, virus=scan.virus,
+                imap_structure=prepared.structure,
             )
             return await asyncio.wrap_future(self.writer.submit(lambda session: record_transaction_in(session, tx),
                                                                 barrier=self.blobs.sync))
         except BaseException:
-            await asyncio.to_thread(self._delete_blobs, raw_key, parsed_key)
+            await asyncio.to_thread(self._delete_blobs, keys.raw, keys.parsed)
             raise
 
     def _delete_blobs(self, *keys: str) -> None:

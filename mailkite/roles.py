@@ -24,10 +24,10 @@ from inbound.dns import Resolver
 from imapwindow.notify import Publisher
 from inbound.mx import MXHandler, start_mx_server
 from inbound.pipeline import IngestPipeline
+from inbound.prepare import warm_up
 from inbound.recipients import DomainDirectory
 from mailkite import components
 from mailkite.config import ConfigError, HostPort, Settings
-from parser.ingest import warm_up
 from store.domains import load_domain_map
 from store.writer import BatchWriter
 

@@ -56,7 +56,13 @@ class BlobStore(Protocol):
         :meth:`sync` (a crash before that may lose it, or leave it truncated)."""
 
     def sync(self) -> None:
-        """Make every earlier ``put(..., sync=False)`` of this store durable."""
+        """Make every earlier ``put(..., sync=False)`` of this store durable, whichever process of
+        this machine made it."""
+
+    @property
+    def local_url(self) -> str | None:
+        """A ``file://`` URL another process on this machine can open the same store with (its
+        puts are cheap local writes), or None when puts are network calls (S3)."""
 
     def get(self, key: str) -> bytes:
         """Return the bytes under ``key``; :class:`BlobNotFound` if absent."""
@@ -75,8 +81,12 @@ class LocalBlobStore:
     """Blobs as files under ``root`` (created if missing)."""
 
     def __init__(self, root: Path) -> None:
+        """Raises :class:`BlobError` when ``root`` cannot be created."""
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BlobError(f"creating {self.root}: {exc.strerror or exc}") from exc
         self._folders: set[Path] = set()  # folders known to exist (a mkdir per put is a syscall each)
         self._folders_lock = threading.Lock()
 
@@ -106,7 +116,7 @@ class LocalBlobStore:
 
     def sync(self) -> None:
         """``syncfs(2)`` of the file system holding the store: the data and names of every file
-        written since (ours and, on a shared file system, others'), one journal commit. Where
+        written since by any process (ours and, on a shared file system, others'), one journal commit. Where
         ``syncfs`` is missing, ``sync(2)``. Raises :class:`BlobError` when the kernel reports a
         write-back error (Linux ≥ 5.8 reports those to ``syncfs``)."""
         try:
@@ -157,6 +167,10 @@ class LocalBlobStore:
         except OSError as exc:
             raise BlobError(f"listing {prefix!r}: {exc.strerror or exc}") from exc
         return sorted(k for k in found if k.startswith(prefix))
+
+    @property
+    def local_url(self) -> str:
+        return self.root.resolve().as_uri()
 
     def describe(self) -> str:
         return self.root.resolve().as_uri()
@@ -217,6 +231,8 @@ class S3BlobStore:
 
     def sync(self) -> None:
         """Nothing to do: a successful PutObject is already durable."""
+
+    local_url = None  # puts are network round trips: made concurrently from the MX's threads
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -105,3 +105,26 @@ def test_no_endpoint_at_all_is_deferred_not_lost(tmp_path, redis_url):
         assert _stored_files(inst) == []
     finally:
         inst.stop_all()
+
+
+def test_a_transaction_also_for_a_stored_domain_keeps_no_blobs_when_the_zero_retention_part_fails(
+        tmp_path, redis_url):
+    """The parse process writes the stored domain's blobs before the in-session delivery; when that
+    delivery fails, the 451 must leave nothing behind (the sender retries the whole transaction)."""
+    failing = WebhookReceiver(responder=lambda req, n: (503, {}, 0)).start()
+    inst = MailkiteInstance(data_dir=tmp_path / "var", redis_url=redis_url)
+    try:
+        inst.add_domain("private.example", "--zero-retention")
+        inst.add_domain("kept.example")
+        inst.add_webhook(failing.url)
+        inst.start("mx")
+        with pytest.raises(smtplib.SMTPDataError) as err, smtplib.SMTP("127.0.0.1", inst.mx_port) as c:
+            c.sendmail("billing@vendor.test", ["ap@private.example", "ap@kept.example"], RAW)
+        assert err.value.smtp_code == 451
+        assert len(failing.requests) == 1
+        assert _stored_files(inst) == []
+        messages, _, _, outbox = _rows(inst)
+        assert all(m.domain_id and m.retention == "zero_retention" for m in messages) and outbox == []
+    finally:
+        inst.stop_all()
+        failing.stop()
