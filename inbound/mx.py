@@ -47,8 +47,16 @@ _REWRITE = {
 }
 
 
+# RFC 5321 §4.1.2 Path in its everyday form, ``<Dot-string@Domain>`` with ASCII atoms (atext, RFC
+# 5322 §3.2.3), then the rest of the line (the ESMTP parameters). Everything else (quoted local
+# parts, source routes, address literals, UTF-8, a missing bracket) goes to aiosmtpd's parser.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_PATH = re.compile(rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>\s*(.*)\Z", re.S)
+
+
 class MXProtocol(SMTP):
-    """aiosmtpd's SMTP with RFC 3463 enhanced codes on every reply and a chunked DATA reader."""
+    """aiosmtpd's SMTP with RFC 3463 enhanced codes on every reply, a chunked DATA reader and a
+    fast reading of plain MAIL FROM / RCPT TO paths."""
 
     # The StreamReader's limit: the reader pauses the socket once it holds twice this much, so a
     # larger one means fewer pause/resume cycles while DATA streams in (command lines are still
@@ -95,6 +103,18 @@ class MXProtocol(SMTP):
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's ``(address, rest)`` of a MAIL/RCPT argument; the common ``<local@domain>``
+        form is read with one regular expression instead of the stdlib's RFC 5322 header parser
+        (which cost more per message than the rest of the command handling)."""
+        m = _SIMPLE_PATH.match(arg) if arg else None
+        if m is None:
+            return super()._getaddr(arg)
+        address, rest = m.group(1), m.group(2)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     async def push(self, status):
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
