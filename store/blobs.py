@@ -87,6 +87,7 @@ class LocalBlobStore:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BlobError(f"creating {self.root}: {exc.strerror or exc}") from exc
+        self._url = self.root.resolve().as_uri()
         self._folders: set[Path] = set()  # folders known to exist (a mkdir per put is a syscall each)
         self._folders_lock = threading.Lock()
 
@@ -170,10 +171,10 @@ class LocalBlobStore:
 
     @property
     def local_url(self) -> str:
-        return self.root.resolve().as_uri()
+        return self._url
 
     def describe(self) -> str:
-        return self.root.resolve().as_uri()
+        return self._url
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -9,6 +9,7 @@ web processes can share one file without SQLite's coarse busy sleeps.
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import time
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,7 +35,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+                               json_serializer=json_text, json_deserializer=orjson.loads)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -56,7 +59,18 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
                 _begin_immediate(conn.connection.dbapi_connection)
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         json_serializer=json_text, json_deserializer=orjson.loads)
+
+
+def json_text(value: object) -> str:
+    """The text of a JSON column value: orjson (the ingest path writes several JSON columns per
+    message; the stdlib encoder was a visible part of the MX's writer), the stdlib where orjson
+    refuses (lone surrogates, integers beyond 64 bits). Raises ``TypeError`` for non-JSON values."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
 
 
 def _begin_immediate(dbapi_conn: sqlite3.Connection) -> None:
