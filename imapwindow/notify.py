@@ -60,14 +60,34 @@ class Publisher:
 
     def _run(self) -> None:
         client = redis.Redis.from_url(self._url, socket_timeout=5, socket_connect_timeout=5)
-        while True:
-            event = self._queue.get()
-            if event is None:
-                return
+        stopping = False
+        while not stopping:
+            texts, stopping = self._drain(self._queue.get())
+            if not texts:
+                continue
             try:
-                client.publish(CHANNEL, json.dumps(event, separators=(",", ":")))
+                with client.pipeline(transaction=False) as pipe:
+                    for text in texts:
+                        pipe.publish(CHANNEL, text)
+                    pipe.execute()
             except redis.RedisError as exc:
-                log.warning("imap.notify_failed", extra={"kv": {"error": str(exc), "event": event.get("t")}})
+                log.warning("imap.notify_failed", extra={"kv": {"error": str(exc), "events": len(texts)}})
+
+
+    def _drain(self, first: dict | None) -> tuple[list[str], bool]:
+        """``first`` and everything queued behind it, as the distinct messages to publish in one
+        round trip (under load many commits name the same domain: a session needs one wake-up,
+        not one per message), in order of first appearance; and whether a stop was queued."""
+        events = [first]
+        while True:
+            try:
+                events.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        stopping = None in events
+        if stopping:
+            events = events[:events.index(None)]
+        return list(dict.fromkeys(json.dumps(e, separators=(",", ":"), sort_keys=True) for e in events)), stopping
 
 
 def publish_once(redis_url: str, event: dict) -> bool:
