@@ -177,8 +177,10 @@ def _descendants(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:
         parent = todo.pop()
-        try:
-            kids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        kids = []
+        try:  # every thread's children: a process started from a worker thread is that thread's child
+            for task in Path(f"/proc/{parent}/task").iterdir():
+                kids += (task / "children").read_text().split()
         except OSError:
             continue
         out += [int(k) for k in kids]
