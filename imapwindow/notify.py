@@ -73,7 +73,6 @@ class Publisher:
             except redis.RedisError as exc:
                 log.warning("imap.notify_failed", extra={"kv": {"error": str(exc), "events": len(texts)}})
 
-
     def _drain(self, first: dict | None) -> tuple[list[str], bool]:
         """``first`` and everything queued behind it, as the distinct messages to publish in one
         round trip (under load many commits name the same domain: a session needs one wake-up,

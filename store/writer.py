@@ -65,6 +65,7 @@ def flush_deferred(s: Session) -> None:
             conn.execute(statement, rows)
         pending.clear()
 
+
 BATCH_SIZE = Histogram("mailkite_db_write_batch_size", "Jobs committed together by the group-commit writer",
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 BATCH_SECONDS = Histogram("mailkite_db_write_batch_seconds", "Time to run and commit one batch",
@@ -86,7 +87,8 @@ class BatchWriter:
         self._thread.start()
 
     def submit(self, job: Callable[[Session], T], *, barrier: Callable[[], None] | None = None) -> Future[T]:
-        """Queue ``job``; ``barrier`` (optional) runs before the commit of the batch holding it."""
+        """Queue ``job``; ``barrier`` (optional) runs, once per batch, before the batch's transaction
+        opens (see the module docstring)."""
         future: Future[T] = Future()
         self._queue.put((job, future, barrier))
         return future

@@ -210,6 +210,17 @@ def test_unparseable_mime_is_still_accepted_with_parse_errors(mx, db, blobs):
     assert blobs.get(row.raw_key).startswith(b"From: x@sender.test")
 
 
+def _send_expecting_451(db, blobs) -> None:
+    """One message through an MX on ``blobs``; the reply must be ``451 4.3.0``."""
+    server = MXThread(db, blobs).start()
+    try:
+        with pytest.raises(smtplib.SMTPDataError) as err, smtplib.SMTP("127.0.0.1", server.port) as c:
+            c.sendmail("a@sender.test", ["support@example.com"], _message())
+        assert err.value.smtp_code == 451 and err.value.smtp_error.startswith(b"4.3.0")
+    finally:
+        server.stop()
+
+
 def test_blob_store_failure_answers_451_and_keeps_nothing(db, tmp_path):
     from store.blobs import LocalBlobStore
 
@@ -218,13 +229,7 @@ def test_blob_store_failure_answers_451_and_keeps_nothing(db, tmp_path):
     broken = LocalBlobStore(root)
     root.rmdir()
     root.write_text("a file where the folder should be")  # every put now fails with an OSError
-    server = MXThread(db, broken).start()
-    try:
-        with pytest.raises(smtplib.SMTPDataError) as err, smtplib.SMTP("127.0.0.1", server.port) as c:
-            c.sendmail("a@sender.test", ["support@example.com"], _message())
-        assert err.value.smtp_code == 451 and err.value.smtp_error.startswith(b"4.3.0")
-    finally:
-        server.stop()
+    _send_expecting_451(db, broken)
     assert _messages(db) == []
 
 
@@ -267,12 +272,6 @@ def test_blob_sync_failure_answers_451_and_keeps_nothing(db, tmp_path):
 
     add_domain(db, "example.com")
     store = WriteBackFails(tmp_path / "blobs")
-    server = MXThread(db, store).start()
-    try:
-        with pytest.raises(smtplib.SMTPDataError) as err, smtplib.SMTP("127.0.0.1", server.port) as c:
-            c.sendmail("a@sender.test", ["support@example.com"], _message())
-        assert err.value.smtp_code == 451 and err.value.smtp_error.startswith(b"4.3.0")
-    finally:
-        server.stop()
+    _send_expecting_451(db, store)
     assert _messages(db) == []
     assert store.keys() == []
