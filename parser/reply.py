@@ -153,11 +153,19 @@ def _attribution(lines: list[str], i: int, *, bare: bool = False) -> int | None:
     return None
 
 
-def _may_be_attribution(lines: list[str], ends: list[bool], i: int) -> bool:
+def _may_be_attribution(lines: list[str], ends: list[bool], i: int, marked: bool = True) -> bool:
     """A cheap necessary condition for ``_attribution(lines, i, …)`` (either ``bare``): one of lines
     i..i+2 may end an attribution (``ends``: :func:`_attribution_end` of each line), or line i
-    starts like one ("On …") for the "wrote:" found a few lines later."""
-    return any(ends[i:i + 3]) or bool(P.INTRO_WORD_RE.match(lines[i].strip()))
+    starts like one ("On …") for the "wrote:" found a few lines later. ``marked`` False: line i
+    matched none of :data:`_LINE_MARK_RE` (so not INTRO_WORD_RE either)."""
+    return any(ends[i:i + 3]) or (marked and bool(P.INTRO_WORD_RE.match(lines[i].strip())))
+
+
+# Every line-start pattern the history scan tries on a stripped line, in one alternation: all are
+# anchored at the start and have no groups, so a line this does not match matches none of them,
+# and the scan skips their separate tries (most lines of most messages: one regex call, not four).
+_LINE_MARK_RE = re.compile("|".join(f"(?:{r.pattern})" for r in (
+    P.SEPARATOR_RE, P.FORWARD_INTRO_RE, P.RULE_LINE_RE, P.INTRO_WORD_RE, P.SENT_FROM_RE)), re.IGNORECASE)
 
 
 def _header_label(line: str) -> str | None:
@@ -223,16 +231,17 @@ def _history_start(lines: list[str]) -> tuple[int | None, set[int]]:
             i += 1
             continue
         s = line.strip()
-        if P.SEPARATOR_RE.match(s) or P.FORWARD_INTRO_RE.match(s):
+        marked = _LINE_MARK_RE.match(s) is not None
+        if marked and (P.SEPARATOR_RE.match(s) or P.FORWARD_INTRO_RE.match(s)):
             return _back_over_separators(lines, i), intros
-        if P.RULE_LINE_RE.match(s):
+        if marked and P.RULE_LINE_RE.match(s):
             nxt = _next_nonblank(lines, i + 1, 2)
             if nxt is not None and _header_label(lines[nxt]) and _header_block(lines, nxt):
                 return i, intros
         if _header_block(lines, i):
             return _back_over_separators(lines, i), intros
         end = None
-        if _may_be_attribution(lines, ends, i):
+        if _may_be_attribution(lines, ends, i, marked):
             end = _attribution(lines, i, bare=False)
             if end is None:
                 end = _attribution(lines, i, bare=True)
@@ -246,7 +255,7 @@ def _history_start(lines: list[str]) -> tuple[int | None, set[int]]:
                 i = end + 1
                 continue
             return _back_over_separators(lines, i), intros
-        if seen_content and P.SENT_FROM_RE.match(s):
+        if seen_content and marked and P.SENT_FROM_RE.match(s):
             # A mobile sign-off ends the new text; unquoted text below it that is not another
             # sign-off is the history the phone appended without an attribution line.
             j = i + 1
