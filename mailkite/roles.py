@@ -23,6 +23,7 @@ from inbound.auth.checker import AuthConfig, Authenticator
 from inbound.dns import Resolver
 from imapwindow.notify import Publisher
 from inbound.mx import MXHandler, start_mx_server
+from inbound.parse_pool import RespawningProcessPool
 from inbound.pipeline import IngestPipeline
 from inbound.prepare import warm_up
 from inbound.recipients import DomainDirectory
@@ -44,9 +45,10 @@ def _require_redis(settings: Settings) -> str:
 
 def parse_executor(settings: Settings) -> Executor:
     """Where MIME parsing runs: a process pool, one process per core, so parsing big messages never
-    holds the MX event loop (or its GIL) hostage."""
-    return ProcessPoolExecutor(max_workers=max(1, os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=warm_up)
+    holds the MX event loop (or its GIL) hostage; replaced if one of its processes dies."""
+    return RespawningProcessPool(lambda: ProcessPoolExecutor(
+        max_workers=max(1, os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn"),
+        initializer=warm_up))
 
 
 def run_mx(settings: Settings) -> None:
