@@ -105,12 +105,16 @@ class MXProtocol(SMTP):
         await self.push("250 OK" if status is MISSING else status)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        """aiosmtpd's ``(address, rest)`` of a MAIL/RCPT argument; the common ``<local@domain>``
-        form is read with one regular expression instead of the stdlib's RFC 5322 header parser
-        (which cost more per message than the rest of the command handling)."""
+        """aiosmtpd's ``(address, rest)`` of a MAIL/RCPT argument (``(None, None)``: unreadable); the
+        common ``<local@domain>`` form is read with one regular expression instead of the stdlib's
+        RFC 5322 header parser (which cost more per message than the rest of the command handling),
+        and a path that makes that parser raise is unreadable rather than a "500 Error: (IndexError)"."""
         m = _SIMPLE_PATH.match(arg) if arg else None
         if m is None:
-            return super()._getaddr(arg)
+            try:
+                return super()._getaddr(arg)
+            except Exception:  # noqa: BLE001 - the stdlib parser trips on some hostile paths ("<": IndexError)
+                return None, None  # a syntax error for the client, not "500 Error: (IndexError) …"
         address, rest = m.group(1), m.group(2)
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
             return None, None

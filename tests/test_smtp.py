@@ -275,3 +275,12 @@ def test_blob_sync_failure_answers_451_and_keeps_nothing(db, tmp_path):
     _send_expecting_451(db, store)
     assert _messages(db) == []
     assert store.keys() == []
+
+
+def test_a_cut_off_path_is_a_syntax_error_not_a_crash(mx) -> None:
+    c = RawSMTP(mx.port)
+    c.cmd("EHLO client.test")
+    code, lines = c.cmd("MAIL FROM:<")
+    assert code in (501, 553) and "IndexError" not in " ".join(lines)
+    assert c.cmd("MAIL FROM:<a@sender.test>")[0] == 250  # the session goes on
+    c.close()

@@ -1,5 +1,6 @@
 """MAIL FROM / RCPT TO paths: the MX's fast reading of ``<local@domain>`` gives exactly what
-aiosmtpd's own parser gives, for every input (it falls back to it for anything unusual)."""
+aiosmtpd's own parser gives, for every input (it falls back to it for anything unusual), except
+that a path aiosmtpd's parser crashes on is refused as a syntax error."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ REFERENCE, OURS = SMTP(_Handler()), MXProtocol(_Handler())
 
 
 def _read(protocol: SMTP, arg: str):
+    """What ``protocol`` reads; where aiosmtpd's parser raises, ours must say "unreadable"."""
     try:
         return protocol._getaddr(arg)
-    except Exception as exc:  # noqa: BLE001 - aiosmtpd raises on some hostile input; so must we
-        return type(exc).__name__
+    except Exception:  # noqa: BLE001 - aiosmtpd's parser raises on some paths ("<": IndexError)
+        return None, None
 
 
 @pytest.mark.parametrize("arg", [
@@ -48,3 +50,4 @@ def test_the_local_part_limit_still_applies() -> None:
     limited.local_part_limit = 64
     assert limited._getaddr("<" + "x" * 65 + "@b.c>") == (None, None)
     assert limited._getaddr("<" + "x" * 64 + "@b.c>")[0] == "x" * 64 + "@b.c"
+
