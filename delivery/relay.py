@@ -27,10 +27,12 @@ log = logging.getLogger("mailkite.relay")
 QUEUE_LEASE_S = 30.0
 SWEEP_EVERY_S = 5.0
 BATCH = 500
-# While mail is flowing (the last pass moved several events), a wake-up waits this long before the
-# next pass, so each rq job carries many events: rq's own bookkeeping costs ~4 ms of worker CPU
-# per job, whatever it carries (bench/ingest.py: 4.3 events per job without it).
+# Under heavy load (the last pass moved at least GATHER_FROM events), a wake-up waits GATHER_S
+# before the next pass, so each rq job carries more events: rq's own bookkeeping costs ~4 ms of
+# worker CPU per job, whatever it carries (bench/ingest.py: 4.3 events per job without it). At
+# moderate rates passes stay immediate: the wait would only add latency.
 GATHER_S = 0.03
+GATHER_FROM = 4
 
 
 class OutboxRelay:
@@ -93,8 +95,8 @@ class OutboxRelay:
         backoff = poll_s
         moved = 0
         while not stop.is_set():
-            if moved > 1:
-                stop.wait(self.gather_s)  # mail is flowing: let this pass collect more (GATHER_S)
+            if moved >= GATHER_FROM:
+                stop.wait(self.gather_s)  # heavy load: let this pass collect more (GATHER_S)
             self.wake.clear()  # a wake-up that arrives while we work makes the next wait return at once
             try:
                 moved = self.relay_once()
