@@ -203,22 +203,33 @@ def record_attempts(db: Database, recs: list[AttemptRecord]) -> dict[str, str | 
     """Log the attempts and move their events on, in one transaction. Returns, per event, the
     endpoint's disable reason if that attempt disabled it (410, or failing for
     :data:`ENDPOINT_FAILURE_LIMIT`), else None."""
+    if not recs:
+        return {}
     with db.session() as s:
-        return {rec.event_id: _record_in(s, rec) for rec in recs}
+        conn = s.connection()
+        conn.execute(_INSERT_ATTEMPT, [dict(
+            event_id=rec.event_id, endpoint_id=rec.endpoint_id, attempt=rec.attempt, started_at=rec.started_at,
+            status_code=rec.status_code, latency_ms=rec.latency_ms, error=rec.error, outcome=rec.verdict,
+            next_attempt_at=rec.next_attempt_at) for rec in recs])
+        # The common case, delivered, in prebuilt statements run once for the job (executemany);
+        # a job's posts ran concurrently, so its deliveries count before its failures.
+        delivered = [rec for rec in recs if rec.verdict == "delivered"]
+        if delivered:
+            now = utcnow()
+            conn.execute(_EVENT_DELIVERED, [{"b_id": rec.event_id, "b_attempt": rec.attempt,
+                                             "b_status": rec.status_code, "b_now": now} for rec in delivered])
+            conn.execute(_ENDPOINT_HEALTHY, [{"b_id": endpoint_id}
+                                             for endpoint_id in dict.fromkeys(rec.endpoint_id for rec in delivered)])
+        outcome = {rec.event_id: None for rec in delivered}
+        for rec in recs:
+            if rec.verdict != "delivered":
+                outcome[rec.event_id] = _record_failure_in(s, rec)
+        return {rec.event_id: outcome[rec.event_id] for rec in recs}
 
 
-def _record_in(s: Session, rec: AttemptRecord) -> str | None:
-    """One attempt inside the caller's transaction; returns the disable reason, if any."""
-    conn = s.connection()
-    conn.execute(_INSERT_ATTEMPT, dict(
-        event_id=rec.event_id, endpoint_id=rec.endpoint_id, attempt=rec.attempt, started_at=rec.started_at,
-        status_code=rec.status_code, latency_ms=rec.latency_ms, error=rec.error, outcome=rec.verdict,
-        next_attempt_at=rec.next_attempt_at))
-    if rec.verdict == "delivered":  # the common case, in prebuilt statements
-        conn.execute(_EVENT_DELIVERED, {"b_id": rec.event_id, "b_attempt": rec.attempt,
-                                        "b_status": rec.status_code, "b_now": utcnow()})
-        conn.execute(_ENDPOINT_HEALTHY, {"b_id": rec.endpoint_id})
-        return None
+def _record_failure_in(s: Session, rec: AttemptRecord) -> str | None:
+    """Move on the event of one attempt that did not deliver (its attempt row is written), inside
+    the caller's transaction; returns the endpoint's disable reason, if any."""
     event = s.get(Event, rec.event_id)
     endpoint = s.get(WebhookEndpoint, rec.endpoint_id)
     if event is None or endpoint is None:

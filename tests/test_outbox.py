@@ -39,3 +39,28 @@ def test_a_relay_holding_stale_rows_never_deletes_a_newer_events_row(db) -> None
         states = dict(s.execute(select(Event.id, Event.state)).all())
     assert rows == {second}  # the new event is still waiting to be relayed
     assert states == {first: EventState.QUEUED.value, second: EventState.PENDING.value}
+
+
+def test_a_job_claims_only_events_waiting_for_its_attempt_and_records_them_together(db) -> None:
+    from store.events import AttemptRecord, claim_many, record_attempts
+
+    domain = add_domain(db, "claims.test")
+    add_endpoint(db, SecretBox(b"k" * 32), "http://127.0.0.1:9/hook", "whsec_" + "QUJD" * 8)
+    first, second, third = (_accept(db, domain) for _ in range(3))
+    mark_queued(db, {"job_1": due_outbox(db)}, datetime.now(timezone.utc) + timedelta(seconds=30))  # the relay
+    claimed = claim_many(db, [(first, 1), (second, 2), (third, 1)], lease_s=30)  # second: wrong attempt
+    assert [c.event_id for c in claimed] == [first, third]
+    assert claim_many(db, [(first, 1)], lease_s=30) == []  # taken already: a duplicate job gets nothing
+    now = datetime.now(timezone.utc)
+    disabled = record_attempts(db, [
+        AttemptRecord(first, claimed[0].endpoint_id, 1, now, 200, 5.0, None, "delivered"),
+        AttemptRecord(third, claimed[1].endpoint_id, 1, now, 500, 5.0, "HTTP 500", "retry",
+                      next_attempt_at=now + timedelta(seconds=60)),
+    ])
+    assert disabled == {first: None, third: None}
+    with db.read() as s:
+        states = dict(s.execute(select(Event.id, Event.state)).all())
+        waiting = set(s.scalars(select(OutboxEntry.event_id)))
+    assert states == {first: EventState.DELIVERED.value, second: EventState.QUEUED.value,
+                      third: EventState.PENDING.value}
+    assert waiting == {third}  # the retry has its outbox row; the unclaimed one waits for its lease
