@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.instance import MailkiteInstance  # noqa: E402
+from tests.support.processes import descendants  # noqa: E402
 from tests.support.servers import PostgresDatabase, RedisProcess, free_port, wait_for_port  # noqa: E402
 
 WORDS = ("invoice order delivery account meeting schedule report update customer support request "
@@ -173,27 +174,12 @@ def wait_received(path: Path, tags: set[str], timeout: float) -> dict[str, float
     return got
 
 
-def _descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        kids = []
-        try:  # every thread's children: a process started from a worker thread is that thread's child
-            for task in Path(f"/proc/{parent}/task").iterdir():
-                kids += (task / "children").read_text().split()
-        except OSError:
-            continue
-        out += [int(k) for k in kids]
-        todo += [int(k) for k in kids]
-    return out
-
-
 def cpu_by_role(root: int) -> dict[str, float]:
     """CPU seconds (user + system) used so far by ``root`` and its descendants, by role: the
     ``mailkite`` sub-command, ``parse`` for the MX's parse processes, ``redis`` for redis-server."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
-    for pid in [root] + _descendants(root):
+    for pid in [root] + descendants(root):
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")

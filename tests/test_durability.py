@@ -11,6 +11,7 @@ import threading
 
 from tests.conftest import SAMPLES
 from tests.support.instance import MailkiteInstance
+from tests.support.processes import children
 from tests.support.servers import RedisProcess, WebhookReceiver
 
 RAW = (SAMPLES / "plain.eml").read_bytes()
@@ -136,17 +137,16 @@ def test_sigterm_stops_serve_cleanly_and_a_restart_delivers_the_rest(tmp_path, r
 
 
 def _parse_processes(mx_pid: int) -> list[int]:
-    """The MX's parse processes: its children started by any of its threads."""
+    """The MX's parse processes (spawned multiprocessing children, not its resource tracker)."""
     from pathlib import Path
 
-    kids = []
-    for task in Path(f"/proc/{mx_pid}/task").iterdir():
+    def argv(pid: int) -> bytes:
         try:
-            kids += [int(k) for k in (task / "children").read_text().split()]
+            return Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
-            continue
-    return [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()
-            and b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()]
+            return b""
+
+    return [k for k in children(mx_pid) if b"spawn_main" in (a := argv(k)) and b"resource_tracker" not in a]
 
 
 def test_a_parse_process_killed_does_not_stop_the_mx_taking_mail(tmp_path, redis_url):
