@@ -21,8 +21,8 @@ from store.errors import NotFound
 from store.ids import new_id
 from store.imap_structures import add_structure, structure_row
 from store.models import Domain, Event, EventState, Message, MessageStatus, OutboxEntry, Retention, WebhookEndpoint
-from store.threads import assign_thread, thread_id_for
-from store.writer import defer_insert
+from store.threads import ThreadRequest, assign_threads, thread_id_for
+from store.writer import defer_insert, defer_prepare
 
 __all__ = ["MessageRecord", "NewTransaction", "Recipient", "StoredMessage", "get_message", "record_transaction",
            "record_transaction_in", "thread_id_for"]
@@ -80,7 +80,6 @@ class StoredMessage:
     id: str
     inbox: str
     domain: str
-    imap_uid: int | None
     event_ids: tuple[str, ...]
     endpoint_ids: tuple[str, ...]
 
@@ -158,16 +157,27 @@ _INSERT_OUTBOX = insert(OutboxEntry.__table__)
 _ENDPOINTS_SEEN = "mailkite.endpoint_ids"  # Session.info key: domain id → endpoint ids, per transaction
 
 
-def _allocate_uids(conn: Connection, domain_id: str, count: int) -> tuple[int, int]:
-    """Reserve ``count`` IMAP UIDs and one mod-sequence of a domain inside the current transaction;
-    returns ``(first uid, modseq)``.
+def _allocate_uids(s: Session, wanted: list[list[tuple[str, dict]]]) -> None:
+    """Give the message rows of a batch their IMAP UIDs and mod-sequence: ``wanted`` holds, per
+    SMTP transaction in commit order, its ``(domain id, message row)`` pairs. One UPDATE per domain reserves the
+    batch's UIDs and one mod-sequence (the messages of one commit share it, RFC 7162 §3.1).
 
-    The row update takes the domain row's write lock (PostgreSQL) or the database lock (SQLite), so
-    UIDs are handed out in commit order (RFC 3501 §2.3.1.1: strictly ascending), and so are the
-    RFC 7162 mod-sequences the new messages carry.
+    The row update takes the domain row's write lock (PostgreSQL) or the database lock (SQLite)
+    until the commit, so UIDs are handed out in commit order (RFC 3501 §2.3.1.1: strictly
+    ascending), and so are the mod-sequences; domains are locked in id order (no deadlock
+    between two MX processes).
     """
-    first, modseq = conn.execute(_ALLOCATE_UIDS, {"domain_id": domain_id, "count": count}).one()
-    return int(first) - count, int(modseq)
+    by_domain: dict[str, list[dict]] = {}
+    for pairs in wanted:
+        for domain_id, row in pairs:
+            by_domain.setdefault(domain_id, []).append(row)
+    conn = s.connection()
+    for domain_id in sorted(by_domain):
+        rows = by_domain[domain_id]
+        next_uid, modseq = conn.execute(_ALLOCATE_UIDS, {"domain_id": domain_id, "count": len(rows)}).one()
+        for uid, row in enumerate(rows, start=int(next_uid) - len(rows)):
+            row["imap_uid"] = uid
+            row["modseq"] = int(modseq)
 
 
 def record_transaction(db: Database, tx: NewTransaction) -> list[StoredMessage]:
@@ -180,60 +190,52 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
     """:func:`record_transaction` inside the caller's session (same commit as the caller's own rows)."""
     conn = s.connection()
     stored: list[StoredMessage] = []
-    uids: dict[str, int] = {}
-    modseqs: dict[str, int] = {}
     with_uid = tx.status == MessageStatus.ACCEPTED and tx.retention == Retention.STORED
-    if with_uid:
-        counts: dict[str, int] = {}
-        for r in tx.recipients:
-            counts[r.domain.id] = counts.get(r.domain.id, 0) + 1
-        for domain_id in sorted(counts):
-            uids[domain_id], modseqs[domain_id] = _allocate_uids(conn, domain_id, counts[domain_id])
-    threads: dict[str, str] = {}  # account → thread of this message (one per account)
+    threads: dict[str, ThreadRequest] = {}  # account → the thread request of this message (one per account)
     # domain → endpoint ids taking its mail; kept for the whole transaction (a group-commit batch)
     endpoints: dict[str, tuple[str, ...]] = s.info.setdefault(_ENDPOINTS_SEEN, {})
     keep_content = tx.retention == Retention.STORED
     message_rows: list[dict] = []
     for i, r in enumerate(tx.recipients):
         msg_id = tx.message_ids[i] if tx.message_ids else new_id("msg")
-        uid = None
-        if with_uid:
-            uid = uids[r.domain.id]
-            uids[r.domain.id] += 1
-        thread_id = None
-        if keep_content:
-            if r.domain.account_id not in threads:
-                threads[r.domain.account_id] = assign_thread(
-                    s, r.domain.account_id, message_id=tx.message_id_header, in_reply_to=tx.in_reply_to,
-                    references=tx.references, thread_key=tx.thread_key, fallback=msg_id)
-            thread_id = threads[r.domain.account_id]
-        message_rows.append(dict(
+        row = dict(
             id=msg_id, transaction_id=tx.transaction_id, account_id=r.domain.account_id, domain_id=r.domain.id,
-            inbox=r.inbox, mailbox="INBOX", imap_uid=uid, status=tx.status.value, retention=tx.retention.value,
+            inbox=r.inbox, mailbox="INBOX", imap_uid=None, status=tx.status.value, retention=tx.retention.value,
             received_at=tx.received_at, mail_from=tx.mail_from, rcpt_to=list(r.rcpt_to), client_ip=tx.client_ip,
             helo=tx.helo, tls=tx.tls,
             message_id_header=tx.message_id_header if keep_content else None,
             in_reply_to=tx.in_reply_to if keep_content else None,
             references=list(tx.references) if keep_content else [],
-            thread_id=thread_id,
+            thread_id=None,  # set by store.threads.assign_threads
             subject=tx.subject if keep_content else None,
             from_address=tx.from_address if keep_content else None,
             from_name=tx.from_name if keep_content else None,
             date=tx.date if keep_content else None,
             size=tx.size, sha256=tx.sha256, raw_key=tx.raw_key, parsed_key=tx.parsed_key,
             parse_errors=list(tx.parse_errors), auth=tx.auth, spam=tx.spam, virus=tx.virus,
-            seen=False, flagged=False, answered=False, modseq=modseqs.get(r.domain.id, 1),
-        ))
+            seen=False, flagged=False, answered=False, modseq=1,  # UID and modseq: _allocate_uids
+        )
+        message_rows.append(row)
+        if keep_content:
+            if r.domain.account_id not in threads:
+                threads[r.domain.account_id] = ThreadRequest(
+                    r.domain.account_id, message_id=tx.message_id_header, in_reply_to=tx.in_reply_to,
+                    references=tx.references, thread_key=tx.thread_key, fallback=msg_id)
+            threads[r.domain.account_id].rows.append(row)
         endpoint_ids: tuple[str, ...] = ()
         if tx.create_events:
             if r.domain.id not in endpoints:
                 endpoints[r.domain.id] = tuple(conn.execute(_ENDPOINT_IDS, {
                     "account_id": r.domain.account_id, "domain_id": r.domain.id}).scalars())
             endpoint_ids = endpoints[r.domain.id]
-        stored.append(StoredMessage(msg_id, r.inbox, r.domain.name, uid, tuple(new_id("evt") for _ in endpoint_ids),
+        stored.append(StoredMessage(msg_id, r.inbox, r.domain.name, tuple(new_id("evt") for _ in endpoint_ids),
                                     endpoint_ids))
-    # Core bulk inserts, parents before children; in a group-commit batch they run once for the
-    # whole batch, just before its commit (store.writer.defer_insert).
+    # UIDs and threads, then Core bulk inserts, parents before children; in a group-commit batch
+    # each runs once for the whole batch, just before its commit (store.writer.defer_prepare).
+    if with_uid:
+        defer_prepare(s, _allocate_uids, [(r.domain.id, row) for r, row in zip(tx.recipients, message_rows)])
+    for request in threads.values():
+        defer_prepare(s, assign_threads, request)
     defer_insert(s, _INSERT_MESSAGES, message_rows)
     event_rows = [dict(id=evt_id, account_id=r.domain.account_id, message_id=m.id, endpoint_id=ep_id,
                        type="message.received", state=EventState.PENDING.value, attempts=0, created_at=tx.received_at)

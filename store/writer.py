@@ -7,7 +7,9 @@ waiting (up to ``max_batch``), runs them all in ONE transaction and commits once
 
 Fast path: the jobs run one after the other with no savepoint between them, and the rows they
 hand to :func:`defer_insert` are written with one multi-row ``executemany`` per statement just
-before the commit (bench/ingest.py: per-statement overhead was most of the writer's time). If
+before the commit (bench/ingest.py: per-statement overhead was most of the writer's time). Work
+that needs a statement per job but can be done for many at once (allocating IMAP UIDs, linking
+threads) goes through :func:`defer_prepare`: it runs once for the whole batch, before the inserts. If
 anything fails — a job, the deferred inserts, the commit — the transaction is rolled back and the
 batch runs again the careful way: each job in its own SAVEPOINT with its deferred rows written
 inside it, so a job that raises is rolled back alone and gets its exception; a failed commit
@@ -40,7 +42,33 @@ log = logging.getLogger("mailkite.store.writer")
 T = TypeVar("T")
 _STOP = object()
 _Item = tuple[Callable[[Session], object], Future, Callable[[], None] | None]
-_DEFERRED = "mailkite.deferred_inserts"  # Session.info key: statement → rows, in first-use order
+_DEFERRED = "mailkite.deferred"  # Session.info key: the batch's _Deferred
+
+
+class _Deferred:
+    """What the jobs of a batch left for its end: prepare steps and inserts, each in first-use order."""
+
+    __slots__ = ("prepares", "inserts")
+
+    def __init__(self) -> None:
+        self.prepares: dict[Callable[[Session, list], None], list] = {}
+        self.inserts: dict[Executable, list[dict]] = {}
+
+    def clear(self) -> None:
+        self.prepares.clear()
+        self.inserts.clear()
+
+
+def defer_prepare(s: Session, prepare: Callable[[Session, list[T]], None], item: T) -> None:
+    """Have ``prepare(session, items)`` run once at the end of the writer's batch with the
+    ``item`` of every job that deferred to it (in submission order), before the deferred inserts;
+    it may fill in the row dicts those inserts will write. Outside a :class:`BatchWriter` session
+    it runs at once with ``[item]``."""
+    pending: _Deferred | None = s.info.get(_DEFERRED)
+    if pending is None:
+        prepare(s, [item])
+    else:
+        pending.prepares.setdefault(prepare, []).append(item)
 
 
 def defer_insert(s: Session, statement: Executable, rows: list[dict]) -> None:
@@ -49,21 +77,28 @@ def defer_insert(s: Session, statement: Executable, rows: list[dict]) -> None:
     parents deferred before children keep foreign keys satisfied. Outside a :class:`BatchWriter`
     session the statement runs at once. Code that updates rows a deferred insert may hold must
     call :func:`flush_deferred` first."""
-    pending = s.info.get(_DEFERRED)
+    pending: _Deferred | None = s.info.get(_DEFERRED)
     if pending is None:
         s.connection().execute(statement, rows)
     elif rows:
-        pending.setdefault(statement, []).extend(rows)
+        pending.inserts.setdefault(statement, []).extend(rows)
 
 
 def flush_deferred(s: Session) -> None:
-    """Run the deferred inserts of ``s`` now (see :func:`defer_insert`)."""
-    pending = s.info.get(_DEFERRED)
-    if pending:
+    """Run the deferred prepare steps, then the deferred inserts, of ``s`` now (see
+    :func:`defer_prepare`, :func:`defer_insert`)."""
+    pending: _Deferred | None = s.info.get(_DEFERRED)
+    if pending is None:
+        return
+    while pending.prepares:
+        prepare, items = next(iter(pending.prepares.items()))
+        del pending.prepares[prepare]
+        prepare(s, items)
+    if pending.inserts:
         conn = s.connection()
-        for statement, rows in list(pending.items()):
+        for statement, rows in list(pending.inserts.items()):
             conn.execute(statement, rows)
-        pending.clear()
+        pending.inserts.clear()
 
 
 BATCH_SIZE = Histogram("mailkite_db_write_batch_size", "Jobs committed together by the group-commit writer",
@@ -128,7 +163,7 @@ class BatchWriter:
             return
         try:
             with self.db.session() as s:
-                s.info[_DEFERRED] = {}
+                s.info[_DEFERRED] = _Deferred()
                 results = [job(s) for job, _, _ in batch]
                 flush_deferred(s)
         except Exception as exc:  # noqa: BLE001 - retried job by job, or handed to the one job
@@ -146,7 +181,7 @@ class BatchWriter:
         outcomes: list[tuple[Future, object, BaseException | None]] = []
         try:
             with self.db.session() as s:
-                s.info[_DEFERRED] = {}
+                s.info[_DEFERRED] = _Deferred()
                 for job, future, _ in batch:
                     try:
                         with s.begin_nested():

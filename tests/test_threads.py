@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 
 from sqlalchemy import select
@@ -132,3 +133,99 @@ def test_hostile_msg_ids_are_bounded(db):
         count = len(s.scalars(select(ThreadLink.msgid_sha256).where(ThreadLink.account_id == d.account_id)).all())
     assert count <= 102  # own id, In-Reply-To and the newest 100 References
     assert _deliver(db, d, "<late@x>", "<r4999@x>") == t
+
+
+def _batch(db: Database, txs: list[NewTransaction]) -> list[str]:
+    """Commit ``txs`` in ONE group-commit batch (the writer is held until all are queued); the
+    stored message ids, in order."""
+    gate, release = threading.Event(), threading.Event()
+
+    def hold(session):
+        gate.set()
+        release.wait(10)
+
+    writer = BatchWriter(db)
+    try:
+        writer.submit(hold)
+        assert gate.wait(10)
+        futures = [writer.submit(lambda session, tx=tx: record_transaction_in(session, tx)) for tx in txs]
+        release.set()
+        return [f.result(20)[0].id for f in futures]
+    finally:
+        writer.close()
+
+
+def test_a_reply_joins_an_original_committed_in_the_same_batch(db):
+    """Threads of a batch are linked together at its end: a later message of the batch must still
+    see the ids an earlier one linked, in both directions (reply after original, original after
+    reply), and join a thread already at rest."""
+    d = add_domain(db, "samebatch.test")
+    at_rest = _deliver(db, d, "<rest@x>")
+    ids = _batch(db, [_transaction(d, "<o1@x>"), _transaction(d, "<r1@x>", "<o1@x>", ("<o1@x>",)),
+                      _transaction(d, "<r2@x>", "<o2@x>", ("<o2@x>",)), _transaction(d, "<o2@x>"),
+                      _transaction(d, "<r3@x>", "<rest@x>", ("<rest@x>",)), _transaction(d, "<alone@x>")])
+    o1, r1, r2, o2, r3, alone = (get_message(db, i).thread_id for i in ids)
+    assert o1 == r1 and r2 == o2 and r3 == at_rest
+    assert len({o1, o2, at_rest, alone}) == 4
+    assert _deliver(db, d, "<r4@x>", "<r1@x>") == o1  # the batch's links are at rest
+
+
+def test_imap_uids_of_one_batch_ascend_in_commit_order_and_share_a_modseq(db):
+    """One UPDATE reserves the UIDs of a whole batch (RFC 3501 §2.3.1.1: strictly ascending, in
+    the order the transactions were committed); the batch's messages share one mod-sequence, above
+    every earlier one (RFC 7162 §3.1)."""
+    a, b = add_domain(db, "uid-a.test"), add_domain(db, "uid-b.test")
+    [first] = record_transaction(db, _transaction(a, "<u0@x>"))
+    two = _transaction(a, "<u2@x>")
+    two.recipients = [Recipient("x@uid-b.test", b, ("x@uid-b.test",)), Recipient("y@uid-a.test", a, ("y@uid-a.test",))]
+    ids = _batch(db, [_transaction(a, "<u1@x>"), two, _transaction(a, "<u3@x>"), _transaction(b, "<u4@x>")])
+    with db.read() as s:
+        rows = {m.id: m for m in s.scalars(select(Message))}
+    by_tx: dict[str, list[tuple[str, int, int]]] = {}
+    for m in rows.values():
+        by_tx.setdefault(m.transaction_id, []).append((m.domain_id, m.imap_uid, m.modseq))
+    u1, u2, u3, u4 = (sorted(by_tx[rows[i].transaction_id]) for i in ids)
+    first_row = rows[first.id]
+    assert first_row.imap_uid == 1
+    assert [u[1] for u in u1 + [r for r in u2 if r[0] == a.id] + u3] == [2, 3, 4]
+    assert [u[1] for u in [r for r in u2 if r[0] == b.id] + u4] == [1, 2]
+    modseqs_a = {r[2] for r in u1 + u2 + u3 if r[0] == a.id}
+    assert len(modseqs_a) == 1 and modseqs_a.pop() > first_row.modseq
+
+
+def test_two_writers_linking_the_same_id_at_once_end_in_one_thread(db):
+    """Two transactions link the same msg-id concurrently: the second chose its thread before the
+    first committed, so its link insert finds the id taken. It must re-check and join the thread at
+    rest, not keep a thread no link points to (PostgreSQL; SQLite has one writer at a time)."""
+    d, other = add_domain(db, "race.test"), add_domain(db, "race-other.test")  # one account, two domains:
+    second: dict[str, object] = {}  # the writers do not meet on a domain row's UID lock first
+
+    def deliver_second():
+        try:
+            # different roots (References[0]): the two would name different new threads
+            second["thread"] = _deliver(db, other, "<race-b@x>", "<race-a@x>", ("<root-b@x>",))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            second["error"] = exc
+
+    with db.session() as s:
+        [first] = record_transaction_in(s, _transaction(d, "<race-a@x>", None, ("<root-a@x>",)))
+        t = threading.Thread(target=deliver_second)
+        t.start()
+        if db.engine.dialect.name == "postgresql":  # wait until its insert waits on our uncommitted link
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with db.engine.connect() as c:
+                    if c.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").scalar():
+                        break
+                time.sleep(0.02)
+            else:
+                raise AssertionError("the second writer never waited on the first")
+        else:
+            time.sleep(0.3)
+    t.join(20)
+    assert "error" not in second, second.get("error")
+    first_thread = get_message(db, first.id).thread_id
+    assert second["thread"] == first_thread
+    with db.read() as s:
+        links = set(s.scalars(select(ThreadLink.thread_id).where(ThreadLink.account_id == d.account_id)))
+    assert links == {first_thread}
