@@ -108,11 +108,14 @@ def _continuation(line: str) -> bool:
     return not s.startswith(">") or (len(s) <= 40 and s.endswith((":", "：")))
 
 
+_END_CHARS = (":", "：", "-", ">")
+
+
 def _attribution_end(line: str) -> bool:
     """Whether ``line`` may end an attribution: every form ends with ":", "-" or ">", or with
     "wrote" after an address."""
     end = line.rstrip()
-    return end[-1:] in (":", "：", "-", ">") or "@" in end
+    return end[-1:] in _END_CHARS or "@" in end
 
 
 def _attribution_at(lines: list[str], i: int, k: int, *, bare: bool) -> bool:
@@ -151,14 +154,6 @@ def _attribution(lines: list[str], i: int, *, bare: bool = False) -> int | None:
             if P.WROTE_LINE_RE.search(tail) and len(tail) < 60:
                 return j
     return None
-
-
-def _may_be_attribution(lines: list[str], ends: list[bool], i: int, marked: bool = True) -> bool:
-    """A cheap necessary condition for ``_attribution(lines, i, …)`` (either ``bare``): one of lines
-    i..i+2 may end an attribution (``ends``: :func:`_attribution_end` of each line), or line i
-    starts like one ("On …") for the "wrote:" found a few lines later. ``marked`` False: line i
-    matched none of :data:`_LINE_MARK_RE` (so not INTRO_WORD_RE either)."""
-    return any(ends[i:i + 3]) or (marked and bool(P.INTRO_WORD_RE.match(lines[i].strip())))
 
 
 # Every line-start pattern the history scan tries on a stripped line, in one alternation: all are
@@ -222,15 +217,19 @@ def _history_start(lines: list[str]) -> tuple[int | None, set[int]]:
     that introduce a ``>``-quoted block (removed with that block)."""
     intros: set[int] = set()
     n = min(len(lines), MAX_SCAN_LINES)
-    ends = [_attribution_end(line) for line in lines[:n + 2]]
+    # A cheap necessary condition for _attribution(lines, i, …) (either ``bare``): one of lines
+    # i..i+2 may end an attribution (_attribution_end, inline), or line i starts like one ("On …")
+    # for the "wrote:" found a few lines later (INTRO_WORD_RE, one of _LINE_MARK_RE's patterns).
+    ends = [("@" in line) or (line.rstrip()[-1:] in _END_CHARS) for line in lines[:n + 2]] + [False, False]
+    near_end = [a or b or c for a, b, c in zip(ends, ends[1:], ends[2:])]
     seen_content = False
     i = 0
     while i < n:
         line = lines[i]
-        if _blank(line) or _is_quoted(line):
+        s = line.strip()
+        if not s or s[0] == ">":  # _blank(line) or _is_quoted(line), inline: this runs for every line
             i += 1
             continue
-        s = line.strip()
         marked = _LINE_MARK_RE.match(s) is not None
         if marked and (P.SEPARATOR_RE.match(s) or P.FORWARD_INTRO_RE.match(s)):
             return _back_over_separators(lines, i), intros
@@ -238,10 +237,10 @@ def _history_start(lines: list[str]) -> tuple[int | None, set[int]]:
             nxt = _next_nonblank(lines, i + 1, 2)
             if nxt is not None and _header_label(lines[nxt]) and _header_block(lines, nxt):
                 return i, intros
-        if _header_block(lines, i):
+        if (":" in line or "：" in line) and _header_block(lines, i):  # a label needs one (_header_label)
             return _back_over_separators(lines, i), intros
         end = None
-        if _may_be_attribution(lines, ends, i, marked):
+        if near_end[i] or (marked and P.INTRO_WORD_RE.match(s)):
             end = _attribution(lines, i, bare=False)
             if end is None:
                 end = _attribution(lines, i, bare=True)
@@ -270,6 +269,8 @@ def _history_start(lines: list[str]) -> tuple[int | None, set[int]]:
 
 def _drop_quoted_blocks(lines: list[str], intros: set[int]) -> list[str]:
     """Remove ``>``-quoted blocks and the attribution lines that introduce them."""
+    if not intros and ">" not in "\n".join(lines):  # nothing quoted (most replies' new text): in C
+        return list(lines)
     out: list[str] = []
     i = 0
     while i < len(lines):
