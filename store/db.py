@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READONLY_OPTION = "mailkite_readonly"
+RELAXED_OPTION = "mailkite_not_durable"  # Database.session(durable=False)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -49,14 +50,24 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        @event.listens_for(engine, "checkin")
+        def _sqlite_durable_again(dbapi_conn, record):  # pragma: no cover - trivial
+            if record.info.pop(RELAXED_OPTION, False) and dbapi_conn is not None:
+                dbapi_conn.execute("PRAGMA synchronous=FULL")  # after a Database.session(durable=False)
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # pragma: no cover - trivial
             # Writers take the lock up front (BEGIN IMMEDIATE): a deferred transaction that later
             # writes can fail at once with SQLITE_BUSY_SNAPSHOT instead of waiting its turn.
-            if conn.get_execution_options().get(READONLY_OPTION, False):
+            options = conn.get_execution_options()
+            if options.get(READONLY_OPTION, False):
                 conn.exec_driver_sql("BEGIN")
-            else:
-                _begin_immediate(conn.connection.dbapi_connection)
+                return
+            if options.get(RELAXED_OPTION, False):
+                # Database.session(durable=False); SQLite refuses this inside a transaction
+                conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+                conn.connection.info[RELAXED_OPTION] = True  # put back at check-in
+            _begin_immediate(conn.connection.dbapi_connection)
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
@@ -111,11 +122,26 @@ class Database:
         self._readers = sessionmaker(
             self.engine.execution_options(**{READONLY_OPTION: True}), expire_on_commit=False
         )
+        self._relaxed = sessionmaker(self.engine.execution_options(**{RELAXED_OPTION: True}), expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A read-write session in one transaction: committed on success, rolled back on error."""
-        with self._sessions() as session, session.begin():
+    def session(self, *, durable: bool = True) -> Iterator[Session]:
+        """A read-write session in one transaction: committed on success, rolled back on error.
+
+        ``durable=False`` is for bookkeeping whose loss in a crash of the machine only repeats work
+        (a delivery's lease and its attempt records: the event goes out again, with the same
+        ``webhook-id``): the commit does not wait for the log to reach the disk (PostgreSQL
+        ``synchronous_commit = off`` for this transaction, SQLite ``synchronous = NORMAL`` until
+        the connection goes back to the pool). Both databases keep such commits atomic and in
+        order, so a later durable commit (an ingest) makes every earlier one durable too. Never
+        for a transaction behind a promise to the outside (an SMTP ``250``)."""
+        if durable:
+            with self._sessions() as session, session.begin():
+                yield session
+            return
+        with self._relaxed() as session, session.begin():
+            if not is_sqlite(self.engine):  # (SQLite: set before BEGIN, by make_engine's hook)
+                session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO OFF")  # this transaction only
             yield session
 
     @contextmanager

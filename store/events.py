@@ -157,9 +157,10 @@ def claim_many(db: Database, pairs: list[tuple[str, int]], lease_s: float) -> li
     """Take each ``(event_id, attempt)`` (attempt 1-based) for ``lease_s`` seconds, in one transaction.
 
     Leaves out events not waiting for that attempt (already delivered, claimed by another worker,
-    or a stale duplicate job), and fails those whose endpoint was disabled meanwhile."""
+    or a stale duplicate job), and fails those whose endpoint was disabled meanwhile. Not durable
+    (``Database.session(durable=False)``): a claim lost in a crash only lets the event go again."""
     lease = utcnow() + timedelta(seconds=lease_s)
-    with db.session() as s:
+    with db.session(durable=False) as s:
         conn = s.connection()
         attempts = {event_id: attempt for event_id, attempt in pairs
                     if conn.execute(_CLAIM, {"b_id": event_id, "b_before": attempt - 1, "b_lease": lease}).rowcount == 1}
@@ -202,10 +203,12 @@ def record_attempt(db: Database, rec: AttemptRecord) -> str | None:
 def record_attempts(db: Database, recs: list[AttemptRecord]) -> dict[str, str | None]:
     """Log the attempts and move their events on, in one transaction. Returns, per event, the
     endpoint's disable reason if that attempt disabled it (410, or failing for
-    :data:`ENDPOINT_FAILURE_LIMIT`), else None."""
+    :data:`ENDPOINT_FAILURE_LIMIT`), else None. Not durable (``Database.session(durable=False)``):
+    records lost in a crash leave the events claimed, and their lease brings them back for another
+    attempt with the same ``webhook-id`` (at least once, never lost)."""
     if not recs:
         return {}
-    with db.session() as s:
+    with db.session(durable=False) as s:
         conn = s.connection()
         conn.execute(_INSERT_ATTEMPT, [dict(
             event_id=rec.event_id, endpoint_id=rec.endpoint_id, attempt=rec.attempt, started_at=rec.started_at,
