@@ -76,10 +76,9 @@ def test_two_threads_that_turn_out_to_be_one_merge_into_the_older(db):
     assert _deliver(db, d, "<m4@x>", "<m2@x>") == first
 
 
-def test_a_merge_inside_one_group_commit_batch_re_points_the_rows_of_that_batch(db):
-    """The writer inserts a batch's message rows together at its end; a message that merges two
-    threads must still re-point the rows of the batch's earlier messages."""
-    d = add_domain(db, "batch.test")
+def _batch(db: Database, txs: list[NewTransaction]) -> list[str]:
+    """Commit ``txs`` in ONE group-commit batch (the writer is held until all are queued); the
+    stored message ids, in order."""
     gate, release = threading.Event(), threading.Event()
 
     def hold(session):
@@ -90,14 +89,20 @@ def test_a_merge_inside_one_group_commit_batch_re_points_the_rows_of_that_batch(
     try:
         writer.submit(hold)
         assert gate.wait(10)
-        txs = [_transaction(d, "<b1@x>"), _transaction(d, "<b2@x>"),
-               _transaction(d, "<b3@x>", "<b2@x>", ("<b1@x>", "<b2@x>"))]
         futures = [writer.submit(lambda session, tx=tx: record_transaction_in(session, tx)) for tx in txs]
         release.set()
-        stored = [f.result(20)[0] for f in futures]
+        return [f.result(20)[0].id for f in futures]
     finally:
         writer.close()
-    threads = [get_message(db, m.id).thread_id for m in stored]
+
+
+def test_a_merge_inside_one_group_commit_batch_re_points_the_rows_of_that_batch(db):
+    """The writer inserts a batch's message rows together at its end; a message that merges two
+    threads must still re-point the rows of the batch's earlier messages."""
+    d = add_domain(db, "batch.test")
+    stored = _batch(db, [_transaction(d, "<b1@x>"), _transaction(d, "<b2@x>"),
+                         _transaction(d, "<b3@x>", "<b2@x>", ("<b1@x>", "<b2@x>"))])
+    threads = [get_message(db, m).thread_id for m in stored]
     assert len(set(threads)) == 1
     with db.read() as s:
         links = set(s.scalars(select(ThreadLink.thread_id).where(ThreadLink.account_id == d.account_id)))
@@ -133,26 +138,6 @@ def test_hostile_msg_ids_are_bounded(db):
         count = len(s.scalars(select(ThreadLink.msgid_sha256).where(ThreadLink.account_id == d.account_id)).all())
     assert count <= 102  # own id, In-Reply-To and the newest 100 References
     assert _deliver(db, d, "<late@x>", "<r4999@x>") == t
-
-
-def _batch(db: Database, txs: list[NewTransaction]) -> list[str]:
-    """Commit ``txs`` in ONE group-commit batch (the writer is held until all are queued); the
-    stored message ids, in order."""
-    gate, release = threading.Event(), threading.Event()
-
-    def hold(session):
-        gate.set()
-        release.wait(10)
-
-    writer = BatchWriter(db)
-    try:
-        writer.submit(hold)
-        assert gate.wait(10)
-        futures = [writer.submit(lambda session, tx=tx: record_transaction_in(session, tx)) for tx in txs]
-        release.set()
-        return [f.result(20)[0].id for f in futures]
-    finally:
-        writer.close()
 
 
 def test_a_reply_joins_an_original_committed_in_the_same_batch(db):
