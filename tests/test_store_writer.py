@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from store.models import Account, utcnow
-from store.writer import BatchWriter, defer_insert
+from store.writer import BatchWriter, defer_insert, defer_prepare
 
 ACCOUNTS = Account.__table__
 
@@ -132,3 +132,44 @@ def test_defer_insert_outside_a_writer_runs_at_once(db) -> None:
     with db.session() as s:
         defer_insert(s, insert(ACCOUNTS), [dict(id="acct_now", name="now", created_at=utcnow())])
         assert s.connection().execute(select(ACCOUNTS.c.id).where(ACCOUNTS.c.id == "acct_now")).scalar_one()
+
+
+def test_defer_prepare_runs_once_per_batch_before_the_inserts_and_a_failure_stays_with_its_job(db) -> None:
+    """defer_prepare hands the items of every job of a batch to ONE call, before the deferred
+    inserts (which see what it filled in). When it raises, the batch runs again job by job:
+    each job's prepare then runs alone, and only the job whose item made it fail fails."""
+    calls: list[list[str]] = []
+
+    def prepare(session, items: list[dict]) -> None:
+        calls.append([row["id"] for row in items])
+        if any(row["id"] == "acct_bad" for row in items):
+            raise ValueError("refused by prepare")
+        for row in items:
+            row["name"] = f"named by prepare ({len(items)} in the call)"
+
+    def job(account_id: str):
+        def run(session):
+            row = dict(id=account_id, name=None, created_at=utcnow())
+            defer_prepare(session, prepare, row)
+            defer_insert(session, insert(ACCOUNTS), [row])
+            return account_id
+        return run
+
+    writer = BatchWriter(db)
+    try:
+        futures = _one_batch(writer, [job("acct_p1"), job("acct_p2")])
+        assert [f.result(10) for f in futures] == ["acct_p1", "acct_p2"]
+        assert calls == [["acct_p1", "acct_p2"]]
+        calls.clear()
+        futures = _one_batch(writer, [job("acct_p3"), job("acct_bad"), job("acct_p4")])
+        assert futures[0].result(10) == "acct_p3" and futures[2].result(10) == "acct_p4"
+        with pytest.raises(ValueError, match="refused by prepare"):
+            futures[1].result(10)
+        assert calls == [["acct_p3", "acct_bad", "acct_p4"], ["acct_p3"], ["acct_bad"], ["acct_p4"]]
+    finally:
+        writer.close()
+    with db.read() as s:
+        names = dict(s.execute(select(ACCOUNTS.c.id, ACCOUNTS.c.name).where(ACCOUNTS.c.id.like("acct_p%"))).all())
+    assert names == {"acct_p1": "named by prepare (2 in the call)", "acct_p2": "named by prepare (2 in the call)",
+                     "acct_p3": "named by prepare (1 in the call)", "acct_p4": "named by prepare (1 in the call)"}
+    assert "acct_bad" not in _account_ids(db)
