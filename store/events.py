@@ -21,7 +21,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 
 from sqlalchemy.orm import Session
 
-from store.db import Database
+from store.db import Database, one_of
 from store.endpoints import disable_endpoint
 from store.errors import InvalidInput, NotFound
 from store.messages import MessageRecord, NewTransaction, record_transaction_in
@@ -82,7 +82,7 @@ _DUE = (select(_OUTBOX.c.id, _OUTBOX.c.event_id, Event.__table__.c.attempts)
         .select_from(_OUTBOX.join(Event.__table__, Event.__table__.c.id == _OUTBOX.c.event_id))
         .where(_OUTBOX.c.due_at <= bindparam("b_now")).order_by(_OUTBOX.c.due_at, _OUTBOX.c.id)
         .limit(bindparam("b_limit")))
-_DELETE_OUTBOX = delete(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("b_ids", expanding=True)))
+_DELETE_OUTBOX = {dialect: delete(_OUTBOX).where(among) for dialect, among in one_of(_OUTBOX.c.id, "b_ids").items()}
 _MARK_QUEUED = (update(Event.__table__)
                 .where(Event.__table__.c.id == bindparam("b_id"), Event.__table__.c.state == EventState.PENDING.value)
                 .values(state=EventState.QUEUED.value, lease_until=bindparam("b_lease"), job_id=bindparam("b_job")))
@@ -106,7 +106,7 @@ def mark_queued(db: Database, jobs: dict[str, list[DueEvent]], lease_until: date
 def mark_queued_in(s: Session, jobs: dict[str, list[DueEvent]], lease_until: datetime) -> None:
     """:func:`mark_queued` inside the caller's transaction (e.g. a group-commit batch)."""
     conn = s.connection()
-    conn.execute(_DELETE_OUTBOX, {"b_ids": [d.outbox_id for due in jobs.values() for d in due]})
+    conn.execute(_DELETE_OUTBOX[conn.dialect.name], {"b_ids": [d.outbox_id for due in jobs.values() for d in due]})
     conn.execute(_MARK_QUEUED, [{"b_id": d.event_id, "b_lease": lease_until, "b_job": job}
                                 for job, due in jobs.items() for d in due])
 
@@ -127,7 +127,7 @@ _CLAIM = (update(_EVENTS)
           .where(_EVENTS.c.id == bindparam("b_id"), _EVENTS.c.attempts == bindparam("b_before"),
                  _EVENTS.c.state.in_([EventState.PENDING.value, EventState.QUEUED.value]))
           .values(state=EventState.DELIVERING.value, lease_until=bindparam("b_lease")))
-_CLAIMED = (select(_EVENTS.c.id.label("event_id"), _EVENTS.c.created_at.label("event_created_at"),
+_CLAIMED = {dialect: select(_EVENTS.c.id.label("event_id"), _EVENTS.c.created_at.label("event_created_at"),
                    _ENDPOINTS.c.id.label("endpoint_id"), _ENDPOINTS.c.url.label("endpoint_url"),
                    _ENDPOINTS.c.secret_ciphertext.label("endpoint_secret"),
                    _ENDPOINTS.c.enabled.label("endpoint_enabled"),
@@ -136,7 +136,7 @@ _CLAIMED = (select(_EVENTS.c.id.label("event_id"), _EVENTS.c.created_at.label("e
             .select_from(_EVENTS.join(_ENDPOINTS, _ENDPOINTS.c.id == _EVENTS.c.endpoint_id)
                          .join(_MESSAGES, _MESSAGES.c.id == _EVENTS.c.message_id)
                          .join(_DOMAINS, _DOMAINS.c.id == _MESSAGES.c.domain_id))
-            .where(_EVENTS.c.id.in_(bindparam("b_ids", expanding=True))))
+            .where(among) for dialect, among in one_of(_EVENTS.c.id, "b_ids").items()}
 _INSERT_ATTEMPT = insert(DeliveryAttempt.__table__)
 _EVENT_DELIVERED = (update(_EVENTS).where(_EVENTS.c.id == bindparam("b_id"))
                     .values(state=EventState.DELIVERED.value, attempts=bindparam("b_attempt"),
@@ -167,7 +167,7 @@ def claim_many(db: Database, pairs: list[tuple[str, int]], lease_s: float) -> li
         if not attempts:
             return []
         claimed: dict[str, ClaimedEvent] = {}
-        for row in conn.execute(_CLAIMED, {"b_ids": list(attempts)}).mappings():
+        for row in conn.execute(_CLAIMED[conn.dialect.name], {"b_ids": list(attempts)}).mappings():
             if not row["endpoint_enabled"]:
                 conn.execute(update(_EVENTS).where(_EVENTS.c.id == row["event_id"]).values(
                     state=EventState.FAILED.value, lease_until=None,

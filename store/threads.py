@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from store.db import one_of
 from store.models import Message, ThreadLink, utcnow
 
 #: References kept per message (the newest ones; RFC 5322 §3.6.4 lets the list grow without bound).
@@ -50,9 +51,9 @@ def message_ids_of(message_id: str | None, in_reply_to: str | None, references: 
 _LINKS = ThreadLink.__table__
 _MESSAGES = Message.__table__
 # Prebuilt Core statements (this runs in every ingest transaction).
-_THREADS_OF = (select(_LINKS.c.msgid_sha256, _LINKS.c.thread_id, _LINKS.c.created_at)
-               .where(_LINKS.c.account_id == bindparam("account_id"),
-                      _LINKS.c.msgid_sha256.in_(bindparam("shas", expanding=True))))
+_THREADS_OF = {dialect: select(_LINKS.c.msgid_sha256, _LINKS.c.thread_id, _LINKS.c.created_at)
+               .where(_LINKS.c.account_id == bindparam("account_id"), among)
+               for dialect, among in one_of(_LINKS.c.msgid_sha256, "shas").items()}
 _RELINK = (update(_LINKS).where(_LINKS.c.account_id == bindparam("b_account"),
                                 _LINKS.c.thread_id.in_(bindparam("b_losers", expanding=True)))
            .values(thread_id=bindparam("b_winner")))
@@ -160,7 +161,7 @@ def _links_of(conn: Connection, account_id: str, shas: list[str]) -> tuple[dict[
     born: dict[str, object] = {}
     for i in range(0, len(shas), _IN_CHUNK):
         params = {"account_id": account_id, "shas": shas[i:i + _IN_CHUNK]}
-        for sha, thread, created in conn.execute(_THREADS_OF, params):
+        for sha, thread, created in conn.execute(_THREADS_OF[conn.dialect.name], params):
             links[sha] = thread
             if thread not in born or created < born[thread]:
                 born[thread] = created

@@ -1,10 +1,12 @@
-"""store.db.Database sessions: durable by default, and the non-durable kind for delivery bookkeeping
-(PostgreSQL ``synchronous_commit``, SQLite ``synchronous``), on real SQLite and PostgreSQL."""
+"""store.db on real SQLite and PostgreSQL: sessions, durable by default and the non-durable kind for
+delivery bookkeeping (PostgreSQL ``synchronous_commit``, SQLite ``synchronous``); ``one_of`` lists."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
+
+from store.db import one_of
 
 from store.models import Account
 
@@ -40,3 +42,20 @@ def test_a_non_durable_session_that_raises_rolls_back_and_resets(db):
     with db.session() as s:
         assert s.scalar(select(Account.id).where(Account.id == "acc_rolled_back")) is None
         assert _sync_setting(s) in ("full", "on")
+
+
+def test_one_of_selects_the_listed_rows_whatever_the_list_length(db):
+    """``one_of`` (PostgreSQL ``= ANY(array)``, else expanding ``IN``): the same rows as Python's
+    ``in``, for empty, short, long and repeated lists, in one prebuilt statement per dialect."""
+    table = Account.__table__
+    ids = [f"acc_list_{i:04d}" for i in range(1200)]
+    with db.session() as s:
+        s.connection().execute(insert(table), [{"id": i, "name": i} for i in ids])
+    among = one_of(table.c.id, "b_ids")
+    assert set(among) == {"postgresql", "sqlite"}
+    statement = {dialect: select(table.c.id).where(expr) for dialect, expr in among.items()}
+    with db.read() as s:
+        conn = s.connection()
+        for wanted in ([], ids[:1], ids[3:40], ids[::2], ids[:5] * 3, ["acc_list_missing", ids[7]]):
+            got = set(conn.execute(statement[conn.dialect.name], {"b_ids": wanted}).scalars())
+            assert got == set(wanted) & set(ids)
