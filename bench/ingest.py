@@ -127,13 +127,13 @@ async def _reply(reader) -> tuple[int, bytes]:
 
 
 def send_all(port: int, messages: list[tuple[str, bytes]], sessions: int, rate: float | None,
-             sent_at: dict[str, float]) -> float:
+             sent_at: dict[str, float], accepted_at: dict[str, float] | None = None) -> float:
     """Send over ``sessions`` connections; paced at ``rate``/s if given. Returns the wall time.
 
     One asyncio SMTP client per session, in this process (the load generator shares the two cores
     with mailkite; smtplib's threads cost ~0.7 ms of CPU per message here). Messages are
     dot-stuffed before the clock starts. ``sent_at[tag]``: when the client started sending the
-    message's content (after the 354 reply to DATA)."""
+    message's content (after the 354 reply to DATA); ``accepted_at[tag]``: when its 250 came."""
     import asyncio
 
     wire = [(tag, wire_data(raw)) for tag, raw in messages]
@@ -161,6 +161,8 @@ def send_all(port: int, messages: list[tuple[str, bytes]], sessions: int, rate: 
                 if code != 250:
                     raise RuntimeError(f"message refused: {line!r}")
                 sent_at[tag] = t0
+                if accepted_at is not None:
+                    accepted_at[tag] = time.time()
             writer.write(b"QUIT\r\n")
             await _reply(reader)
         finally:
@@ -241,6 +243,25 @@ def cpu_by_role(root: int) -> dict[str, float]:
     return out
 
 
+# Histograms read from the web role's /metrics: what an ingest waits for, by stage.
+TIMED = {"mailkite_pipeline_stage_seconds": "stage", "mailkite_db_write_barrier_seconds": None,
+         "mailkite_db_write_batch_seconds": None, "mailkite_db_write_batch_size": None}
+
+
+def stage_seconds(web_port: int) -> dict[str, tuple[float, float]]:
+    """name → (sum, count) of the :data:`TIMED` histograms (per ``stage`` label for the pipeline's)."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=10).read().decode()
+    out: dict[str, list[float]] = {}
+    for m in re.finditer(r'^(mailkite_\w+)_(sum|count)(?:\{stage="([^"]+)"\})? (\S+)$', text, re.M):
+        if m[1] not in TIMED:
+            continue
+        name = m[3] or m[1].removeprefix("mailkite_db_write_").removesuffix("_seconds")
+        out.setdefault(name, [0.0, 0.0])[0 if m[2] == "sum" else 1] = float(m[4])
+    return {name: (s, c) for name, (s, c) in out.items()}
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -251,7 +272,7 @@ def run(db_kind: str, args, workdir: Path) -> dict:
     redis.start()
     pg = None
     inst = MailkiteInstance(data_dir=workdir / f"var-{db_kind}", redis_url=redis.url,
-                            extra_env={"MAILKITE_WORKER_PROCESSES": str(args.workers), "MAILKITE_LOG_LEVEL": "WARNING"})
+                            extra_env={"MAILKITE_WORKER_PROCESSES": str(args.workers), "MAILKITE_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")})
     if db_kind == "postgresql":
         pg = PostgresDatabase()
         pg.create()
@@ -294,15 +315,23 @@ def run(db_kind: str, args, workdir: Path) -> dict:
 
         paced = [(tag, make_message(rng, tag)) for tag in (uuid.uuid4().hex for _ in range(int(args.rate * args.seconds)))]
         paced_sent: dict[str, float] = {}
-        paced_wall = send_all(inst.mx_port, paced, args.sessions, args.rate, paced_sent)
+        paced_accepted: dict[str, float] = {}
+        stages_before = stage_seconds(inst.web_port)
+        paced_wall = send_all(inst.mx_port, paced, args.sessions, args.rate, paced_sent, paced_accepted)
         got = wait_received(received, {t for t, _ in paced}, 300)
         latencies = [(got[t] - paced_sent[t]) * 1000 for t, _ in paced if t in got]
         missing = len(paced) - len(latencies)
+        to_250 = [(paced_accepted[t] - paced_sent[t]) * 1000 for t, _ in paced]
+        stages = {stage: (s - stages_before.get(stage, (0.0, 0.0))[0]) * (1 if stage == "batch_size" else 1000)
+                  / (c - stages_before.get(stage, (0.0, 0.0))[1])
+                  for stage, (s, c) in stage_seconds(inst.web_port).items()
+                  if c > stages_before.get(stage, (0.0, 0.0))[1]}
         return {
             "db": db_kind, "messages": len(batch), "avg_kb": total_bytes / len(batch) / 1024,
             "accepted_per_s": accepted_rate, "offered_per_s": len(paced) / paced_wall,
             "p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99),
             "max": max(latencies), "mean": statistics.mean(latencies), "missing": missing,
+            "to_250_p50": pct(to_250, 50), "to_250_p99": pct(to_250, 99), "stages": stages,
             "cpu_ms": cpu_ms,
             "noop_p50": pct(probe.samples, 50), "noop_p99": pct(probe.samples, 99), "noop_max": max(probe.samples),
         }
@@ -344,6 +373,11 @@ def main() -> None:
                           if ms >= 0.05)
         mailkite = sum(ms for role, ms in r["cpu_ms"].items() if not role.startswith("bench"))
         print(f"{r['db']:<11} mailkite {mailkite:.1f} ms/message ({parts})")
+    print("\nof the paced latency, the part until the MX's 250 (content sent → 250 received):")
+    for r in results:
+        stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in r["stages"].items())
+        print(f"{r['db']:<11} p50 {r['to_250_p50']:.1f} ms, p99 {r['to_250_p99']:.1f} ms; "
+              f"means: {stages} (ms; the writer's barrier and batch, jobs per batch)")
     print("\nevent-loop responsiveness during the throughput phase (NOOP round trip on another session):")
     for r in results:
         print(f"{r['db']:<11} p50 {r['noop_p50']:.1f} ms, p99 {r['noop_p99']:.1f} ms, max {r['noop_max']:.1f} ms")
