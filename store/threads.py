@@ -63,6 +63,7 @@ _REPOINT_MESSAGES = (update(_MESSAGES).where(_MESSAGES.c.account_id == bindparam
 _IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
 _INSERT_LINKS = {name: ins(_LINKS).on_conflict_do_nothing(index_elements=["account_id", "msgid_sha256"])
                  for name, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+_INSERT_LINKS_RETURNING = _INSERT_LINKS["postgresql"].returning(_LINKS.c.msgid_sha256)
 
 
 @dataclass
@@ -86,7 +87,8 @@ def assign_threads(s: Session, requests: list[ThreadRequest]) -> None:
     """Link the msg-ids of new messages inside the caller's transaction and set each request's
     rows' ``thread_id``; requests are taken in order, so a later one joins the thread of an
     earlier one it refers to. One SELECT and one INSERT per account for the whole list (plus,
-    on PostgreSQL, one re-check SELECT), whatever its length (a group-commit batch:
+    on PostgreSQL when a concurrent writer linked one of the ids first, one SELECT of those),
+    whatever its length (a group-commit batch:
     store.writer.defer_prepare)."""
     by_account: dict[str, list[ThreadRequest]] = {}
     for r in requests:
@@ -135,21 +137,26 @@ def _assign_account(s: Session, account_id: str, requests: list[ThreadRequest]) 
                 links[h] = new_links[h] = thread
         chosen[id(r)] = thread
     if new_links:
-        conn.execute(_INSERT_LINKS[conn.dialect.name],
-                     [{"account_id": account_id, "msgid_sha256": h, "thread_id": t, "created_at": now}
-                      for h, t in new_links.items()])
-        # SQLite has one writer at a time: nobody can have linked our ids meanwhile. On PostgreSQL
-        # a concurrent writer may have (our insert then did nothing for them): join up.
-        if conn.dialect.name != "sqlite":
-            again, born_again = _links_of(conn, account_id, sorted(new_links))
-            maps.append(again)
-            for t, created in born_again.items():
-                born[t] = min(born.get(t, created), created)
-            for r, shas in wanted:
-                current = chosen[id(r)]
-                threads = {again.get(h, current) for h in shas} | {current}
-                if len(threads) > 1:
-                    merge(threads)
+        rows = [{"account_id": account_id, "msgid_sha256": h, "thread_id": t, "created_at": now}
+                for h, t in new_links.items()]
+        if conn.dialect.name == "sqlite":
+            # SQLite has one writer at a time: nobody can have linked our ids meanwhile.
+            conn.execute(_INSERT_LINKS["sqlite"], rows)
+        else:
+            # A concurrent writer may have linked some of our ids meanwhile (our insert then did
+            # nothing for them; RETURNING names the rows it did insert): join up with its threads.
+            inserted = set(conn.execute(_INSERT_LINKS_RETURNING, rows).scalars())
+            taken = sorted(set(new_links) - inserted)
+            if taken:
+                again, born_again = _links_of(conn, account_id, taken)
+                maps.append(again)
+                for t, created in born_again.items():
+                    born[t] = min(born.get(t, created), created)
+                for r, shas in wanted:
+                    current = chosen[id(r)]
+                    threads = {again.get(h, current) for h in shas} | {current}
+                    if len(threads) > 1:
+                        merge(threads)
     for r, _ in wanted:
         for row in r.rows:
             row["thread_id"] = chosen[id(r)]
