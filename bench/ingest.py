@@ -272,7 +272,8 @@ def run(db_kind: str, args, workdir: Path) -> dict:
     redis.start()
     pg = None
     inst = MailkiteInstance(data_dir=workdir / f"var-{db_kind}", redis_url=redis.url,
-                            extra_env={"MAILKITE_WORKER_PROCESSES": str(args.workers), "MAILKITE_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")})
+                            extra_env={"MAILKITE_WORKER_PROCESSES": str(args.workers),
+                                       "MAILKITE_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")})
     if db_kind == "postgresql":
         pg = PostgresDatabase()
         pg.create()

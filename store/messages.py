@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.db import Database
@@ -159,8 +159,9 @@ _ENDPOINTS_SEEN = "mailkite.endpoint_ids"  # Session.info key: domain id → end
 
 def _allocate_uids(s: Session, wanted: list[list[tuple[str, dict]]]) -> None:
     """Give the message rows of a batch their IMAP UIDs and mod-sequence: ``wanted`` holds, per
-    SMTP transaction in commit order, its ``(domain id, message row)`` pairs. One UPDATE per domain reserves the
-    batch's UIDs and one mod-sequence (the messages of one commit share it, RFC 7162 §3.1).
+    SMTP transaction in commit order, its ``(domain id, message row)`` pairs. One UPDATE per
+    domain reserves the batch's UIDs and one mod-sequence (the messages of one commit share it,
+    RFC 7162 §3.1).
 
     The row update takes the domain row's write lock (PostgreSQL) or the database lock (SQLite)
     until the commit, so UIDs are handed out in commit order (RFC 3501 §2.3.1.1: strictly
