@@ -147,12 +147,8 @@ class Database:
         the connection goes back to the pool). Both databases keep such commits atomic and in
         order, so a later durable commit (an ingest) makes every earlier one durable too. Never
         for a transaction behind a promise to the outside (an SMTP ``250``)."""
-        if durable:
-            with self._sessions() as session, session.begin():
-                yield session
-            return
-        with self._relaxed() as session, session.begin():
-            if not is_sqlite(self.engine):  # (SQLite: set before BEGIN, by make_engine's hook)
+        with (self._sessions if durable else self._relaxed)() as session, session.begin():
+            if not durable and not is_sqlite(self.engine):  # (SQLite: set before BEGIN, by make_engine's hook)
                 session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO OFF")  # this transaction only
             yield session
 
