@@ -64,3 +64,22 @@ def test_a_job_claims_only_events_waiting_for_its_attempt_and_records_them_toget
     assert states == {first: EventState.DELIVERED.value, second: EventState.QUEUED.value,
                       third: EventState.PENDING.value}
     assert waiting == {third}  # the retry has its outbox row; the unclaimed one waits for its lease
+
+
+def test_a_job_mixing_attempt_numbers_claims_each_event_once(db) -> None:
+    from store.events import AttemptRecord, claim_many, record_attempts
+
+    domain = add_domain(db, "mixed.test")
+    add_endpoint(db, SecretBox(b"k" * 32), "http://127.0.0.1:9/hook", "whsec_" + "QUJD" * 8)
+    retried = _accept(db, domain)
+    [first] = claim_many(db, [(retried, 1)], lease_s=30)
+    now = datetime.now(timezone.utc)
+    record_attempts(db, [AttemptRecord(retried, first.endpoint_id, 1, now, 503, 5.0, "HTTP 503", "retry",
+                                       next_attempt_at=now)])
+    fresh = _accept(db, domain)
+    # One job: the retry's second attempt, a fresh event's first, and a duplicate entry of each.
+    claimed = claim_many(db, [(fresh, 1), (retried, 2), (fresh, 1), (retried, 2), (fresh, 2)], lease_s=30)
+    assert [(c.event_id, c.attempt) for c in claimed] == [(fresh, 1), (retried, 2)]
+    with db.read() as s:
+        states = dict(s.execute(select(Event.id, Event.state)).all())
+    assert states == {retried: EventState.DELIVERING.value, fresh: EventState.DELIVERING.value}
