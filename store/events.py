@@ -123,14 +123,15 @@ _MESSAGES = Message.__table__
 _DOMAINS = Domain.__table__
 # Prebuilt Core statements for the per-delivery hot path (claim, record a delivered attempt):
 # building ORM statements per call cost more than the SQL (bench/ingest.py).
-# One UPDATE … RETURNING for a job's events that wait for the same attempt (all of them, in a
-# first-attempt job), not one per event: bench/store_write.py, PostgreSQL, jobs of 8.
-_CLAIM = {dialect: (update(_EVENTS)
-                    .where(among, _EVENTS.c.attempts == bindparam("b_before"),
-                           _EVENTS.c.state.in_([EventState.PENDING.value, EventState.QUEUED.value]))
-                    .values(state=EventState.DELIVERING.value, lease_until=bindparam("b_lease"))
-                    .returning(_EVENTS.c.id))
-          for dialect, among in one_of(_EVENTS.c.id, "b_ids").items()}
+# One UPDATE per event, in the job's order: the relay marks a job's events queued in that order
+# (mark_queued_in) and may still be doing so when a worker claims the job, so both take the rows'
+# locks in the same order. One UPDATE … WHERE id = ANY(…) for the whole job locked them in id
+# order instead, and PostgreSQL broke the resulting deadlocks by failing the claim, leaving the
+# job's events to their lease (bench/ingest.py: some deliveries 31 s late; tests/test_outbox.py).
+_CLAIM = (update(_EVENTS)
+          .where(_EVENTS.c.id == bindparam("b_id"), _EVENTS.c.attempts == bindparam("b_before"),
+                 _EVENTS.c.state.in_([EventState.PENDING.value, EventState.QUEUED.value]))
+          .values(state=EventState.DELIVERING.value, lease_until=bindparam("b_lease")))
 _CLAIMED = {dialect: select(_EVENTS.c.id.label("event_id"), _EVENTS.c.created_at.label("event_created_at"),
                    _ENDPOINTS.c.id.label("endpoint_id"), _ENDPOINTS.c.url.label("endpoint_url"),
                    _ENDPOINTS.c.secret_ciphertext.label("endpoint_secret"),
@@ -164,16 +165,13 @@ def claim_many(db: Database, pairs: list[tuple[str, int]], lease_s: float) -> li
     or a stale duplicate job), and fails those whose endpoint was disabled meanwhile. Not durable
     (``Database.session(durable=False)``): a claim lost in a crash only lets the event go again."""
     lease = utcnow() + timedelta(seconds=lease_s)
-    by_attempt: dict[int, list[str]] = {}
-    for event_id, attempt in pairs:
-        by_attempt.setdefault(attempt, []).append(event_id)
     with db.session(durable=False) as s:
         conn = s.connection()
-        attempts: dict[str, int] = {}
-        for attempt, event_ids in by_attempt.items():
-            claimed_ids = conn.execute(_CLAIM[conn.dialect.name], {"b_ids": event_ids, "b_before": attempt - 1,
-                                                                   "b_lease": lease}).scalars()
-            attempts.update((event_id, attempt) for event_id in claimed_ids)
+        attempts: dict[str, int] = {}  # event id → the attempt claimed, in the job's order
+        for event_id, attempt in pairs:
+            if event_id not in attempts and conn.execute(
+                    _CLAIM, {"b_id": event_id, "b_before": attempt - 1, "b_lease": lease}).rowcount == 1:
+                attempts[event_id] = attempt
         if not attempts:
             return []
         claimed: dict[str, ClaimedEvent] = {}
@@ -186,7 +184,7 @@ def claim_many(db: Database, pairs: list[tuple[str, int]], lease_s: float) -> li
             claimed[row["event_id"]] = ClaimedEvent(
                 row["event_id"], attempts[row["event_id"]], row["event_created_at"], row["endpoint_id"],
                 row["endpoint_url"], row["endpoint_secret"], MessageRecord.from_mapping(row, row["domain_name"]))
-    return [claimed[event_id] for event_id in dict.fromkeys(event_id for event_id, _ in pairs) if event_id in claimed]
+    return [claimed[event_id] for event_id in attempts if event_id in claimed]
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import select
 
 from store.domains import add_domain
 from store.endpoints import add_endpoint
 from store.crypto import SecretBox
-from store.events import due_outbox, mark_queued
+from store.events import due_outbox, mark_queued, mark_queued_in
 from store.ids import new_id
 from store.messages import NewTransaction, Recipient, record_transaction
 from store.models import Event, EventState, OutboxEntry
@@ -83,3 +86,45 @@ def test_a_job_mixing_attempt_numbers_claims_each_event_once(db) -> None:
     with db.read() as s:
         states = dict(s.execute(select(Event.id, Event.state)).all())
     assert states == {retried: EventState.DELIVERING.value, fresh: EventState.DELIVERING.value}
+
+
+def test_a_worker_claiming_while_the_relay_marks_the_same_job_does_not_deadlock(db) -> None:
+    """The relay enqueues a job, then marks its events queued (in the MX's group commit); a worker
+    may claim the job meanwhile. Both lock the events' rows; they must take them in the same order
+    (the job's), or PostgreSQL breaks the deadlock by failing one of them and the job's events wait
+    for their lease (30 s). Seen in bench/ingest.py with a one-statement claim (rows locked in id
+    order). SQLite has one writer at a time."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    from store.events import claim_many
+
+    domain = add_domain(db, "locks.test")
+    add_endpoint(db, SecretBox(b"k" * 32), "http://127.0.0.1:9/hook", "whsec_" + "QUJD" * 8)
+    older, newer = _accept(db, domain), _accept(db, domain)
+    due = sorted(due_outbox(db), key=lambda d: d.event_id, reverse=True)  # a job: newer id first
+    assert [d.event_id for d in due] == [newer, older]
+    worker: dict[str, object] = {}
+
+    def claim() -> None:
+        try:
+            worker["claimed"] = [c.event_id for c in claim_many(db, [(d.event_id, 1) for d in due], lease_s=30)]
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            worker["error"] = exc
+
+    lease = datetime.now(timezone.utc) + timedelta(seconds=30)
+    with db.session() as s:
+        mark_queued_in(s, {"job_1": due[:1]}, lease)  # the relay holds the first event's row…
+        t = threading.Thread(target=claim)
+        t.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # …until the worker waits on a row lock
+            with db.engine.connect() as c:
+                if c.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").scalar():
+                    break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("the worker never waited on the relay")
+        mark_queued_in(s, {"job_1": due[1:]}, lease)  # …then marks the rest of the job
+    t.join(20)
+    assert "error" not in worker, worker.get("error")
+    assert worker["claimed"] == [newer, older]
