@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,6 +15,7 @@ from store.events import due_outbox, mark_queued, mark_queued_in
 from store.ids import new_id
 from store.messages import NewTransaction, Recipient, record_transaction
 from store.models import Event, EventState, OutboxEntry
+from tests.support.servers import wait_for_lock_waiter
 
 
 def _accept(db, domain) -> str:
@@ -116,14 +116,7 @@ def test_a_worker_claiming_while_the_relay_marks_the_same_job_does_not_deadlock(
         mark_queued_in(s, {"job_1": due[:1]}, lease)  # the relay holds the first event's row…
         t = threading.Thread(target=claim)
         t.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # …until the worker waits on a row lock
-            with db.engine.connect() as c:
-                if c.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").scalar():
-                    break
-            time.sleep(0.02)
-        else:
-            raise AssertionError("the worker never waited on the relay")
+        wait_for_lock_waiter(db.engine, "the worker")  # …until the worker waits on a row lock
         mark_queued_in(s, {"job_1": due[1:]}, lease)  # …then marks the rest of the job
     t.join(20)
     assert "error" not in worker, worker.get("error")

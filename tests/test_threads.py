@@ -14,6 +14,7 @@ from store.ids import new_id
 from store.messages import NewTransaction, Recipient, get_message, record_transaction, record_transaction_in
 from store.models import Account, Domain, Message, ThreadLink
 from store.writer import BatchWriter
+from tests.support.servers import wait_for_lock_waiter
 from parser import parse
 
 
@@ -197,14 +198,7 @@ def test_two_writers_linking_the_same_id_at_once_end_in_one_thread(db):
         t = threading.Thread(target=deliver_second)
         t.start()
         if db.engine.dialect.name == "postgresql":  # wait until its insert waits on our uncommitted link
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                with db.engine.connect() as c:
-                    if c.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").scalar():
-                        break
-                time.sleep(0.02)
-            else:
-                raise AssertionError("the second writer never waited on the first")
+            wait_for_lock_waiter(db.engine, "the second writer")
         else:
             time.sleep(0.3)
     t.join(20)

@@ -134,6 +134,19 @@ class PostgresDatabase:
         self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
+def wait_for_lock_waiter(engine, what: str, timeout: float = 10.0) -> None:
+    """Return once some PostgreSQL session waits on a lock (``pg_locks`` has an ungranted row), for
+    tests that interleave two transactions; raises ``AssertionError`` naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as c:
+            if c.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").scalar():
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"{what} never waited on a lock")
+
+
 @dataclass
 class ReceivedRequest:
     path: str
