@@ -81,7 +81,7 @@ def add_structure(s: Session, row: ImapStructureRow) -> None:
         "created_at": utcnow()}])
 
 
-_INSERT = insert(MessageStructure.__table__)
+_INSERT = insert(MessageStructure.__table__).inline()  # no RETURNING: store.writer.defer_insert
 
 
 _COLUMNS = (MessageStructure.transaction_id, MessageStructure.envelope, MessageStructure.bodystructure,

@@ -151,9 +151,10 @@ _ENDPOINT_IDS = (select(_ENDPOINTS.c.id)
                  .where(_ENDPOINTS.c.account_id == bindparam("account_id"), _ENDPOINTS.c.enabled.is_(True),
                         or_(_ENDPOINTS.c.domain_id.is_(None), _ENDPOINTS.c.domain_id == bindparam("domain_id")))
                  .order_by(_ENDPOINTS.c.created_at))
-_INSERT_MESSAGES = insert(_MESSAGES)
-_INSERT_EVENTS = insert(_EVENTS)
-_INSERT_OUTBOX = insert(OutboxEntry.__table__)
+# .inline(): no RETURNING of generated keys (store.writer.defer_insert reads no result).
+_INSERT_MESSAGES = insert(_MESSAGES).inline()
+_INSERT_EVENTS = insert(_EVENTS).inline()
+_INSERT_OUTBOX = insert(OutboxEntry.__table__).inline()
 _ENDPOINTS_SEEN = "mailkite.endpoint_ids"  # Session.info key: domain id → endpoint ids, per transaction
 
 
