@@ -21,7 +21,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 
 from sqlalchemy.orm import Session
 
-from store.db import Database, one_of
+from store.db import Database, one_of, pipelined
 from store.endpoints import disable_endpoint
 from store.errors import InvalidInput, NotFound
 from store.messages import MessageRecord, NewTransaction, record_transaction_in
@@ -106,9 +106,10 @@ def mark_queued(db: Database, jobs: dict[str, list[DueEvent]], lease_until: date
 def mark_queued_in(s: Session, jobs: dict[str, list[DueEvent]], lease_until: datetime) -> None:
     """:func:`mark_queued` inside the caller's transaction (e.g. a group-commit batch)."""
     conn = s.connection()
-    conn.execute(_DELETE_OUTBOX[conn.dialect.name], {"b_ids": [d.outbox_id for due in jobs.values() for d in due]})
-    conn.execute(_MARK_QUEUED, [{"b_id": d.event_id, "b_lease": lease_until, "b_job": job}
-                                for job, due in jobs.items() for d in due])
+    with pipelined(conn):  # one round trip for both (results unread)
+        conn.execute(_DELETE_OUTBOX[conn.dialect.name], {"b_ids": [d.outbox_id for due in jobs.values() for d in due]})
+        conn.execute(_MARK_QUEUED, [{"b_id": d.event_id, "b_lease": lease_until, "b_job": job}
+                                    for job, due in jobs.items() for d in due])
 
 
 def outbox_depth(db: Database) -> int:

@@ -26,7 +26,6 @@ raised get its exception and are not run.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -34,10 +33,10 @@ from concurrent.futures import Future
 from typing import Callable, TypeVar
 
 from prometheus_client import Histogram
-from sqlalchemy import Connection, Executable
+from sqlalchemy import Executable
 from sqlalchemy.orm import Session
 
-from store.db import Database
+from store.db import Database, pipelined
 
 log = logging.getLogger("mailkite.store.writer")
 
@@ -103,20 +102,11 @@ def flush_deferred(s: Session) -> None:
         prepare(s, items)
     if pending.inserts:
         conn = s.connection()
-        with _pipeline(conn):
+        with pipelined(conn):
             for statement, rows in list(pending.inserts.items()):
                 conn.execute(statement, rows)
         pending.inserts.clear()
 
-
-def _pipeline(conn: Connection) -> contextlib.AbstractContextManager:
-    """On PostgreSQL, psycopg's pipeline mode for the statements run inside it: they are sent
-    without waiting for each result, and synchronised once at the end (psycopg "Pipeline mode").
-    Each round trip from the MX's writer thread cost 2-3 ms under load (bench/ingest.py), and a
-    batch's inserts (messages, IMAP structures, events, outbox) were one each. Elsewhere: nothing."""
-    if conn.dialect.name != "postgresql":
-        return contextlib.nullcontext()
-    return conn.connection.driver_connection.pipeline()
 
 
 BATCH_SIZE = Histogram("mailkite_db_write_batch_size", "Jobs committed together by the group-commit writer",

@@ -1,12 +1,13 @@
 """store.db on real SQLite and PostgreSQL: sessions, durable by default and the non-durable kind for
-delivery bookkeeping (PostgreSQL ``synchronous_commit``, SQLite ``synchronous``); ``one_of`` lists."""
+delivery bookkeeping (PostgreSQL ``synchronous_commit``, SQLite ``synchronous``); ``one_of`` lists;
+``pipelined`` blocks."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import insert, select
 
-from store.db import one_of
+from store.db import one_of, pipelined
 
 from store.models import Account
 
@@ -59,3 +60,31 @@ def test_one_of_selects_the_listed_rows_whatever_the_list_length(db):
         for wanted in ([], ids[:1], ids[3:40], ids[::2], ids[:5] * 3, ["acc_list_missing", ids[7]]):
             got = set(conn.execute(statement[conn.dialect.name], {"b_ids": wanted}).scalars())
             assert got == set(wanted) & set(ids)
+
+
+def test_pipelined_statements_are_written_and_an_error_surfaces_at_the_end(db):
+    """``pipelined``: on PostgreSQL the block's statements go out in one psycopg pipeline (libpq
+    reports pipeline mode inside it), elsewhere they run one by one; either way they are all
+    written, and a failing one raises by the end of the block and rolls the transaction back."""
+    table = Account.__table__
+    with db.session() as s:
+        conn = s.connection()
+        raw = conn.connection.driver_connection
+        with pipelined(conn):
+            if conn.dialect.name == "postgresql":
+                from psycopg import pq
+
+                assert raw.pgconn.pipeline_status == pq.PipelineStatus.ON
+            conn.execute(insert(table), [{"id": "acc_pipe_1", "name": "one"}, {"id": "acc_pipe_2", "name": "two"}])
+            conn.execute(insert(table).inline(), {"id": "acc_pipe_3", "name": "three"})
+    with db.read() as s:
+        assert set(s.scalars(select(table.c.id).where(table.c.id.like("acc_pipe_%")))) == {
+            "acc_pipe_1", "acc_pipe_2", "acc_pipe_3"}
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        with db.session() as s:
+            conn = s.connection()
+            with pipelined(conn):
+                conn.execute(insert(table).inline(), {"id": "acc_pipe_4", "name": "four"})
+                conn.execute(insert(table).inline(), {"id": "acc_pipe_1", "name": "again"})  # taken
+    with db.read() as s:
+        assert s.scalar(select(table.c.id).where(table.c.id == "acc_pipe_4")) is None  # rolled back
