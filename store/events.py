@@ -143,7 +143,7 @@ _CLAIMED = {dialect: select(_EVENTS.c.id.label("event_id"), _EVENTS.c.created_at
                          .join(_MESSAGES, _MESSAGES.c.id == _EVENTS.c.message_id)
                          .join(_DOMAINS, _DOMAINS.c.id == _MESSAGES.c.domain_id))
             .where(among) for dialect, among in one_of(_EVENTS.c.id, "b_ids").items()}
-_INSERT_ATTEMPT = insert(DeliveryAttempt.__table__)
+_INSERT_ATTEMPT = insert(DeliveryAttempt.__table__).inline()  # no RETURNING: store.db.pipelined
 _EVENT_DELIVERED = (update(_EVENTS).where(_EVENTS.c.id == bindparam("b_id"))
                     .values(state=EventState.DELIVERED.value, attempts=bindparam("b_attempt"),
                             last_status_code=bindparam("b_status"), last_error=None, lease_until=None,
@@ -217,21 +217,23 @@ def record_attempts(db: Database, recs: list[AttemptRecord]) -> dict[str, str | 
     attempt with the same ``webhook-id`` (at least once, never lost)."""
     if not recs:
         return {}
+    delivered = [rec for rec in recs if rec.verdict == "delivered"]
     with db.session(durable=False) as s:
         conn = s.connection()
-        conn.execute(_INSERT_ATTEMPT, [dict(
-            event_id=rec.event_id, endpoint_id=rec.endpoint_id, attempt=rec.attempt, started_at=rec.started_at,
-            status_code=rec.status_code, latency_ms=rec.latency_ms, error=rec.error, outcome=rec.verdict,
-            next_attempt_at=rec.next_attempt_at) for rec in recs])
-        # The common case, delivered, in prebuilt statements run once for the job (executemany);
-        # a job's posts ran concurrently, so its deliveries count before its failures.
-        delivered = [rec for rec in recs if rec.verdict == "delivered"]
-        if delivered:
-            now = utcnow()
-            conn.execute(_EVENT_DELIVERED, [{"b_id": rec.event_id, "b_attempt": rec.attempt,
-                                             "b_status": rec.status_code, "b_now": now} for rec in delivered])
-            conn.execute(_ENDPOINT_HEALTHY, [{"b_id": endpoint_id}
-                                             for endpoint_id in dict.fromkeys(rec.endpoint_id for rec in delivered)])
+        # The common case, delivered, in prebuilt statements run once for the job (executemany),
+        # with the attempt rows in one round trip (results unread); a job's posts ran
+        # concurrently, so its deliveries count before its failures.
+        with pipelined(conn):
+            conn.execute(_INSERT_ATTEMPT, [dict(
+                event_id=rec.event_id, endpoint_id=rec.endpoint_id, attempt=rec.attempt, started_at=rec.started_at,
+                status_code=rec.status_code, latency_ms=rec.latency_ms, error=rec.error, outcome=rec.verdict,
+                next_attempt_at=rec.next_attempt_at) for rec in recs])
+            if delivered:
+                now = utcnow()
+                conn.execute(_EVENT_DELIVERED, [{"b_id": rec.event_id, "b_attempt": rec.attempt,
+                                                 "b_status": rec.status_code, "b_now": now} for rec in delivered])
+                conn.execute(_ENDPOINT_HEALTHY, [{"b_id": endpoint_id} for endpoint_id
+                                                 in dict.fromkeys(rec.endpoint_id for rec in delivered)])
         outcome = {rec.event_id: None for rec in delivered}
         for rec in recs:
             if rec.verdict != "delivered":
