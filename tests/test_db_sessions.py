@@ -88,3 +88,45 @@ def test_pipelined_statements_are_written_and_an_error_surfaces_at_the_end(db):
                 conn.execute(insert(table).inline(), {"id": "acc_pipe_1", "name": "again"})  # taken
     with db.read() as s:
         assert s.scalar(select(table.c.id).where(table.c.id == "acc_pipe_4")) is None  # rolled back
+
+
+def test_a_connection_idle_in_the_pool_is_pinged_and_replaced_when_its_server_side_is_gone(db, monkeypatch):
+    """PostgreSQL: a pooled connection idle for ``PING_AFTER_IDLE_S`` is pinged before use, and one
+    whose backend went away (a server restart, an idle timeout) is replaced without an error. One
+    back from the pool sooner is not pinged (no round trip per transaction under load): the
+    transaction that finds it dead fails, and the next one gets a new connection."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL connections")
+    import psycopg
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from store import db as store_db
+    from store.db import Database
+
+    own = Database(db.url, pool_size=1)  # one connection, reused by every session below
+    admin = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def backend_pid() -> int:
+        with own.session() as s:
+            return s.scalar(text("SELECT pg_backend_pid()"))
+
+    def kill(pid: int) -> None:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    try:
+        first = backend_pid()
+        assert backend_pid() == first  # pooled
+        kill(first)
+        monkeypatch.setattr(store_db, "PING_AFTER_IDLE_S", 0.0)  # every checkout counts as idle
+        second = backend_pid()  # pinged, found dead, replaced: no error
+        assert second != first
+        monkeypatch.setattr(store_db, "PING_AFTER_IDLE_S", 3600.0)  # never idle long enough
+        kill(second)
+        with pytest.raises(OperationalError):
+            backend_pid()  # not pinged: this transaction finds the connection dead
+        assert backend_pid() not in (first, second)  # the pool reconnected
+    finally:
+        own.engine.dispose()
