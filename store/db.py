@@ -30,10 +30,12 @@ PING_AFTER_IDLE_S = 2.0  # PostgreSQL: a pooled connection idle this long is pin
 _CHECKED_IN_AT = "mailkite_checked_in_at"  # pool ConnectionRecord.info key (time.monotonic())
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, durable: bool = True) -> Engine:
     """Create an :class:`Engine` for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``).
 
     For SQLite the parent directory is created and each connection is switched to WAL mode.
+    ``durable=False`` (PostgreSQL only): every connection has ``synchronous_commit = off``, for
+    :meth:`Database.session` with ``durable=False``.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -74,6 +76,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                           connect_args={} if durable else {"options": "-c synchronous_commit=off"},
                            json_serializer=json_text, json_deserializer=orjson.loads)
 
     # Pessimistic disconnect handling (SQLAlchemy "Dealing with Disconnects"), only where it pays:
@@ -172,7 +175,12 @@ class Database:
         self._readers = sessionmaker(
             self.engine.execution_options(**{READONLY_OPTION: True}), expire_on_commit=False
         )
-        self._relaxed = sessionmaker(self.engine.execution_options(**{RELAXED_OPTION: True}), expire_on_commit=False)
+        # Database.session(durable=False): on SQLite the same connections, switched by make_engine's
+        # hooks around the transaction; on PostgreSQL a pool of connections opened with
+        # synchronous_commit off (a SET LOCAL per transaction was one more round trip each).
+        self._relaxed_engine = None if is_sqlite(self.engine) else make_engine(url, pool_size=pool_size, durable=False)
+        self._relaxed = sessionmaker(self._relaxed_engine or self.engine.execution_options(**{RELAXED_OPTION: True}),
+                                     expire_on_commit=False)
 
     @contextmanager
     def session(self, *, durable: bool = True) -> Iterator[Session]:
@@ -180,14 +188,12 @@ class Database:
 
         ``durable=False`` is for bookkeeping whose loss in a crash of the machine only repeats work
         (a delivery's lease and its attempt records: the event goes out again, with the same
-        ``webhook-id``): the commit does not wait for the log to reach the disk (PostgreSQL
-        ``synchronous_commit = off`` for this transaction, SQLite ``synchronous = NORMAL`` until
-        the connection goes back to the pool). Both databases keep such commits atomic and in
+        ``webhook-id``): the commit does not wait for the log to reach the disk (PostgreSQL: a
+        connection from a pool opened with ``synchronous_commit = off``; SQLite: ``synchronous =
+        NORMAL`` until the connection goes back to the pool). Both databases keep such commits atomic and in
         order, so a later durable commit (an ingest) makes every earlier one durable too. Never
         for a transaction behind a promise to the outside (an SMTP ``250``)."""
         with (self._sessions if durable else self._relaxed)() as session, session.begin():
-            if not durable and not is_sqlite(self.engine):  # (SQLite: set before BEGIN, by make_engine's hook)
-                session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO OFF")  # this transaction only
             yield session
 
     @contextmanager
@@ -199,3 +205,5 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (call before forking and at shutdown)."""
         self.engine.dispose()
+        if self._relaxed_engine is not None:
+            self._relaxed_engine.dispose()
