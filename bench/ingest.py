@@ -13,8 +13,10 @@ sessions. Two phases per database:
 and, during phase 1, the NOOP round trip of one more session (CPU-heavy ingest work must not stall
 the SMTP event loop for other sessions) and the CPU time per accepted message of each mailkite
 process role (from /proc: steadier than the rates on a shared machine, and it says where to look),
-and what creating a file in the instance's data folder costs on this machine (see
-:func:`file_creation_ms`: it moves from run to run, and the parse processes create two per message).
+what creating a file in the instance's data folder costs on this machine (see
+:func:`file_creation_ms`: it moves from run to run, and the parse processes create two per message),
+and how idle the cores were and how much the hypervisor took (steal) while sending: on a shared
+machine the same code's rate moves with those.
 The load generator (asyncio SMTP sessions, pipelining MAIL/RCPT/DATA) and the webhook receiver
 (an asyncio HTTP/1.1 sink) are kept lean: they run on the same two cores as mailkite.
 
@@ -265,6 +267,12 @@ def stage_seconds(web_port: int) -> dict[str, tuple[float, float]]:
     return {name: (s, c) for name, (s, c) in out.items()}
 
 
+def cpu_ticks() -> list[int]:
+    """The machine's CPU time so far, from /proc/stat's ``cpu`` line (clock ticks): user, nice,
+    system, idle, iowait, irq, softirq, steal."""
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
 def file_creation_ms(folder: Path, count: int = 200) -> float:
     """CPU ms to create one file in ``folder`` (kept until the run's clean-up): the parse processes
     create two per message in the blob folder beside it. On this machine kind it was seen to vary
@@ -320,8 +328,11 @@ def run(db_kind: str, args, workdir: Path) -> dict:
         client_before = os.times()
         recv_before = cpu_by_role(recv.pid)
         file_ms = file_creation_ms(inst.data_dir / "fs-probe")
+        ticks_before = cpu_ticks()
         with NoopProbe(inst.mx_port) as probe:
             wall = send_all(inst.mx_port, batch, args.sessions, None, sent_at)
+        ticks = [b - a for a, b in zip(ticks_before, cpu_ticks())]
+        idle_pct, steal_pct = (100 * (ticks[3] + ticks[4]) / max(sum(ticks), 1), 100 * ticks[7] / max(sum(ticks), 1))
         delivered = wait_received(received, {t for t, _ in batch}, 300)
         delivered_rate = len(delivered) / (max(delivered.values()) - min(sent_at.values()))
         cpu_after = cpu_by_role(serve_pid)
@@ -349,6 +360,7 @@ def run(db_kind: str, args, workdir: Path) -> dict:
         return {
             "db": db_kind, "messages": len(batch), "avg_kb": total_bytes / len(batch) / 1024,
             "accepted_per_s": accepted_rate, "delivered_per_s": delivered_rate, "file_ms": file_ms,
+            "idle_pct": idle_pct, "steal_pct": steal_pct,
             "offered_per_s": len(paced) / paced_wall,
             "p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99),
             "max": max(latencies), "mean": statistics.mean(latencies), "missing": missing,
@@ -392,7 +404,8 @@ def main() -> None:
           " webhook received)")
     for r in results:
         print(f"{r['db']:<11} {r['delivered_per_s']:.1f} messages/s delivered; creating a file in the data folder "
-              f"cost {r['file_ms']:.2f} ms CPU here (two per message)")
+              f"cost {r['file_ms']:.2f} ms CPU here (two per message); while sending, the cores were "
+              f"{r['idle_pct']:.0f}% idle and the hypervisor took {r['steal_pct']:.1f}% (steal)")
     print("\nCPU per accepted message during the throughput phase (ms, user + system, by process role):")
     for r in results:
         parts = ", ".join(f"{role} {ms:.1f}" for role, ms in sorted(r["cpu_ms"].items(), key=lambda kv: -kv[1])
