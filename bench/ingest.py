@@ -332,7 +332,8 @@ def run(db_kind: str, args, workdir: Path) -> dict:
         with NoopProbe(inst.mx_port) as probe:
             wall = send_all(inst.mx_port, batch, args.sessions, None, sent_at)
         ticks = [b - a for a, b in zip(ticks_before, cpu_ticks())]
-        idle_pct, steal_pct = (100 * (ticks[3] + ticks[4]) / max(sum(ticks), 1), 100 * ticks[7] / max(sum(ticks), 1))
+        idle_pct = 100 * (ticks[3] + ticks[4]) / max(sum(ticks), 1)  # idle + iowait
+        steal_pct = 100 * ticks[7] / max(sum(ticks), 1)
         delivered = wait_received(received, {t for t, _ in batch}, 300)
         delivered_rate = len(delivered) / (max(delivered.values()) - min(sent_at.values()))
         cpu_after = cpu_by_role(serve_pid)

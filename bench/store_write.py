@@ -22,6 +22,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sqlalchemy import select
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -82,8 +84,6 @@ def measure(db: Database, domain: DomainInfo, batch: int, count: int) -> tuple[f
 def measure_worker(db: Database, job: int) -> tuple[float, float, int]:
     """(CPU ms, wall ms) per event, claiming and recording the pending first attempts in jobs of
     ``job`` events, and how many events that was."""
-    from sqlalchemy import select
-
     with db.read() as s:
         pending = list(s.scalars(select(Event.id).where(Event.state == EventState.PENDING.value, Event.attempts == 0)
                                  .order_by(Event.id)))

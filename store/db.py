@@ -190,9 +190,9 @@ class Database:
         (a delivery's lease and its attempt records: the event goes out again, with the same
         ``webhook-id``): the commit does not wait for the log to reach the disk (PostgreSQL: a
         connection from a pool opened with ``synchronous_commit = off``; SQLite: ``synchronous =
-        NORMAL`` until the connection goes back to the pool). Both databases keep such commits atomic and in
-        order, so a later durable commit (an ingest) makes every earlier one durable too. Never
-        for a transaction behind a promise to the outside (an SMTP ``250``)."""
+        NORMAL`` until the connection goes back to the pool). Both databases keep such commits
+        atomic and in order, so a later durable commit (an ingest) makes every earlier one durable
+        too. Never for a transaction behind a promise to the outside (an SMTP ``250``)."""
         with (self._sessions if durable else self._relaxed)() as session, session.begin():
             yield session
 

@@ -108,7 +108,6 @@ def flush_deferred(s: Session) -> None:
         pending.inserts.clear()
 
 
-
 BATCH_SIZE = Histogram("mailkite_db_write_batch_size", "Jobs committed together by the group-commit writer",
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 BATCH_SECONDS = Histogram("mailkite_db_write_batch_seconds", "Time to run and commit one batch",

@@ -131,4 +131,4 @@ def test_a_connection_idle_in_the_pool_is_pinged_and_replaced_when_its_server_si
             backend_pid()  # not pinged: this transaction finds the connection dead
         assert backend_pid() not in (first, second)  # the pool reconnected
     finally:
-        own.engine.dispose()
+        own.dispose()
