@@ -218,9 +218,9 @@ def _history_start(lines: list[str]) -> tuple[int | None, set[int]]:
     intros: set[int] = set()
     n = min(len(lines), MAX_SCAN_LINES)
     # A cheap necessary condition for _attribution(lines, i, …) (either ``bare``): one of lines
-    # i..i+2 may end an attribution (_attribution_end, inline), or line i starts like one ("On …")
-    # for the "wrote:" found a few lines later (INTRO_WORD_RE, one of _LINE_MARK_RE's patterns).
-    ends = [("@" in line) or (line.rstrip()[-1:] in _END_CHARS) for line in lines[:n + 2]] + [False, False]
+    # i..i+2 may end an attribution (_attribution_end), or line i starts like one ("On …") for
+    # the "wrote:" found a few lines later (INTRO_WORD_RE, one of _LINE_MARK_RE's patterns).
+    ends = [_attribution_end(line) for line in lines[:n + 2]] + [False, False]
     near_end = [a or b or c for a, b, c in zip(ends, ends[1:], ends[2:])]
     seen_content = False
     i = 0

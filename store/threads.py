@@ -86,10 +86,9 @@ class ThreadRequest:
 def assign_threads(s: Session, requests: list[ThreadRequest]) -> None:
     """Link the msg-ids of new messages inside the caller's transaction and set each request's
     rows' ``thread_id``; requests are taken in order, so a later one joins the thread of an
-    earlier one it refers to. One SELECT and one INSERT per account for the whole list (plus,
-    on PostgreSQL when a concurrent writer linked one of the ids first, one SELECT of those),
-    whatever its length (a group-commit batch:
-    store.writer.defer_prepare)."""
+    earlier one it refers to. One SELECT and one INSERT per account for the whole list, whatever
+    its length (a group-commit batch: store.writer.defer_prepare), plus, on PostgreSQL when a
+    concurrent writer linked one of the ids first, one SELECT of those."""
     by_account: dict[str, list[ThreadRequest]] = {}
     for r in requests:
         by_account.setdefault(r.account_id, []).append(r)
