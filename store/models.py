@@ -166,17 +166,18 @@ class Message(Base):
     transaction_id: Mapped[str] = mapped_column(String(40), index=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     domain_id: Mapped[str] = mapped_column(ForeignKey("domains.id"), index=True)
-    inbox: Mapped[str] = mapped_column(String(320), index=True)
+    inbox: Mapped[str] = mapped_column(Text, index=True)
     mailbox: Mapped[str] = mapped_column(String(64), default="INBOX")
     imap_uid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.ACCEPTED.value)
     retention: Mapped[str] = mapped_column(String(16), default=Retention.STORED.value)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # SMTP envelope (RFC 5321): MAIL FROM, RCPT TO, client, HELO, TLS.
-    mail_from: Mapped[str] = mapped_column(String(320))
+    # SMTP envelope (RFC 5321): MAIL FROM, RCPT TO, client, HELO, TLS. Text, not varchar(n): what
+    # the sending side chose has no length limit here (RFC 5321 §4.5.3.1; migration 0007).
+    mail_from: Mapped[str] = mapped_column(Text)
     rcpt_to: Mapped[list[str]] = mapped_column(JSONType, default=list)
     client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    helo: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    helo: Mapped[str | None] = mapped_column(Text, nullable=True)
     tls: Mapped[bool] = mapped_column(Boolean, default=False)
     # Headers of interest (none kept for zero-retention domains).
     message_id_header: Mapped[str | None] = mapped_column(String(998), nullable=True, index=True)
@@ -184,7 +185,7 @@ class Message(Base):
     references: Mapped[list[str]] = mapped_column(JSONType, default=list)
     thread_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     subject: Mapped[str | None] = mapped_column(Text, nullable=True)
-    from_address: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    from_address: Mapped[str | None] = mapped_column(Text, nullable=True)
     from_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     size: Mapped[int] = mapped_column(BigInteger)

@@ -210,6 +210,26 @@ def test_unparseable_mime_is_still_accepted_with_parse_errors(mx, db, blobs):
     assert blobs.get(row.raw_key).startswith(b"From: x@sender.test")
 
 
+def test_long_envelope_and_from_values_are_stored_not_deferred(mx, db):
+    """RFC 5321 §4.5.3.1: no limits where a server can avoid them. A HELO over 255 characters, a
+    MAIL FROM and an inbox over 320, a From address over 320 — all of which the MX accepts — once
+    made PostgreSQL's insert fail, and the message got 451 on every retry (migration 0007)."""
+    helo = "relay-" + ".".join(["h" * 60] * 5) + ".test"
+    sender = "s" * 64 + "@" + ".".join(["b" * 60] * 5) + ".test"
+    inbox = "r" * 400 + "@example.com"
+    from_address = "x" * 300 + "@" + "c" * 200 + ".test"
+    raw = _message().replace(b"From: Alice <alice@sender.test>", f"From: Alice <{from_address}>".encode())
+    with smtplib.SMTP("127.0.0.1", mx.port) as c:
+        c.ehlo(helo)
+        assert c.mail(sender)[0] == 250
+        assert c.rcpt(inbox)[0] == 250
+        code, reply = c.data(raw)
+    assert code == 250, reply
+    (row,) = _messages(db)
+    assert (row.helo, row.mail_from, row.inbox, row.from_address) == (helo, sender, inbox, from_address)
+    assert len(helo) > 255 and min(len(sender), len(inbox), len(from_address)) > 320
+
+
 def _send_expecting_451(db, blobs) -> None:
     """One message through an MX on ``blobs``; the reply must be ``451 4.3.0``."""
     server = MXThread(db, blobs).start()
