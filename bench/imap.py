@@ -42,8 +42,8 @@ from store.ids import new_id  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.models import utcnow  # noqa: E402
 from tests.support.servers import RedisProcess, free_port, wait_for_port  # noqa: E402
+from tests.support.corpus import CORPUS  # noqa: E402
 
-CORPUS = REPO.parent / "shared" / "corpus"
 APPLE_FIELDS = ("DATE SUBJECT FROM SENDER TO CC MESSAGE-ID REFERENCES CONTENT-TYPE CONTENT-DESCRIPTION "
                 "IN-REPLY-TO REPLY-TO LINES LIST-POST X-PRIORITY")
 DOMAIN = "bench.test"

@@ -29,8 +29,8 @@ from parser.imap_structure import compute, header_fields  # noqa: E402
 from store.db import Database  # noqa: E402
 from store.imap_structures import add_structure, structure_row, structures_for  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
+from tests.support.corpus import CORPUS  # noqa: E402
 
-CORPUS = REPO.parent / "shared" / "corpus"
 APPLE_MAIL = ("DATE FROM SENDER SUBJECT TO CC MESSAGE-ID REFERENCES CONTENT-TYPE BCC IN-REPLY-TO "
               "REPLY-TO LIST-POST X-PRIORITY").split()
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from parser import parse  # noqa: E402
+from tests.support.corpus import CORPUS  # noqa: E402
 
-CORPUS = REPO.parent / "shared" / "corpus"
 
 
 def stdlib_default(raw: bytes) -> None:

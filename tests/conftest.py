@@ -23,7 +23,6 @@ from tests.support.servers import PostgresDatabase, RedisProcess, S3Server, Webh
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples" / "eml"
-CORPUS = REPO.parent / "shared" / "corpus"
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ import pytest
 from tests.support.auth_run import authenticate
 from tests.support.dkim_signers import DkimKey, OpenDkim
 from tests.support.dns_server import DnsTestServer, SilentDns, Zone
+from tests.support.corpus import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 DOMAIN = "dkim.example.test"
 
 MESSAGE = (b"From: Alice <alice@dkim.example.test>\r\n"

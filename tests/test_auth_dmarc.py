@@ -4,7 +4,6 @@ discovery plus whole-message verdicts against a real DNS server (authheaders' pu
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,9 @@ from inbound.auth.dmarc import aligned, evaluate, from_domains, organizational_d
 from inbound.auth.results import DkimResult, DmarcLookup, DmarcRecord, DmarcResult, SpfResult
 from tests.support.auth_run import authenticate
 from tests.support.dns_server import DnsTestServer, Zone
+from tests.support.corpus import CORPUS as SHARED_CORPUS
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "authheaders"
+CORPUS = SHARED_CORPUS / "authheaders"
 
 
 def _lookup(from_domain="example.com", record_domain="example.com", exists=True, **record) -> DmarcLookup:

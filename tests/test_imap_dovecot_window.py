@@ -10,7 +10,6 @@ no blank line is added to the HEADER.FIELDS of a header that has none) is allowe
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,8 @@ from tests.support import dovecot
 from tests.support.dovecot import _fetch_items
 from tests.support.imap_fixtures import imap  # noqa: F401
 from tests.support.imap import Transcript, unique_domain
+from tests.support.corpus import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 FIELDS = "DATE FROM SENDER SUBJECT TO CC MESSAGE-ID REFERENCES CONTENT-TYPE IN-REPLY-TO REPLY-TO X-PRIORITY"
 ITEMS = (f"ENVELOPE BODYSTRUCTURE BODY RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({FIELDS})] "
          f"BODY.PEEK[HEADER.FIELDS.NOT (RECEIVED DKIM-SIGNATURE)] BODY.PEEK[TEXT] BODY.PEEK[1] BODY.PEEK[]")

@@ -18,14 +18,13 @@ Documented differences (asserted exactly, so any other difference fails):
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from parser.imap_structure import ImapStructure, compute, header_fields, wire_text
 from tests.support import dovecot, hostile_mime
+from tests.support.corpus import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 APPLE_MAIL = ("DATE FROM SENDER SUBJECT TO CC MESSAGE-ID REFERENCES CONTENT-TYPE BCC IN-REPLY-TO "
               "REPLY-TO LIST-POST X-PRIORITY")
 THUNDERBIRD = ("From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups "

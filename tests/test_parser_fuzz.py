@@ -11,7 +11,6 @@ import base64
 import binascii
 import os
 import tracemalloc
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,8 +19,8 @@ from hypothesis import strategies as st
 from parser import parse
 from parser.limits import MAX_DEPTH, MAX_PARTS
 from parser.mime import _qp_decode
+from tests.support.corpus import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 SEEDS = [p.read_bytes() for p in sorted(CORPUS.glob("**/*.eml")) if p.stat().st_size < 20_000][:200]
 EXAMPLES = int(os.environ.get("MAILKITE_FUZZ_EXAMPLES", "120"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

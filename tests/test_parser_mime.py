@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import pickle
-from pathlib import Path
 
 import pytest
 
 from parser import parse
 from parser.automated import AutoSubmitted, classify, with_null_sender
 from parser.limits import MAX_DEPTH, MAX_HEADERS
+from tests.support.corpus import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 EMLS = sorted(CORPUS.glob("**/*.eml"))
 
 

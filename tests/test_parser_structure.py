@@ -30,9 +30,9 @@ from parser.limits import MAX_STRUCTURE_LINES, structure_cut
 from parser.mime_tokens import parse_tree, tokenize
 from tests.support.hostile_mime import messages as hostile_messages
 from tests.support.parse_snapshot import to_crlf
+from tests.support.corpus import CORPUS
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
 EMLS = sorted(CORPUS.glob("**/*.eml"))
 
 

@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from tests.support.corpus import CORPUS
+
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "corpus"
 
 
 def to_crlf(raw: bytes) -> bytes:

@@ -27,7 +27,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Callable
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+from tests.support.corpus import CORPUS
+
 
 #: corpus folder → (short source name, keeps the signature in the expected reply)
 SOURCES: dict[str, tuple[str, bool]] = {
