@@ -25,6 +25,7 @@ from inbound import metrics
 from inbound.auth.results_header import strip_own_results
 from inbound.policy import Facts, decide
 from inbound.prepare import BlobKeys, Prepared, prepare
+from inbound.scan.headers import strip_forged
 from inbound.scan.scanner import MessageScanner
 from inbound.types import AuthResults, Decision, ScanResults, SmtpEnvelope
 from inbound.zero_retention import ZeroRetentionDelivery
@@ -115,6 +116,7 @@ class IngestPipeline:
         if auth.authserv_id:
             # RFC 8601 §5: results claiming to be ours that arrived from outside are forgeries.
             raw = strip_own_results(raw, auth.authserv_id)
+        raw = strip_forged(raw, scan.headers)  # incoming verdict fields of the kinds we add
 
         stored_raw = _with_trace_headers(raw, auth, scan)
         zr = [r for r in recipients if r.domain.zero_retention]

@@ -141,6 +141,24 @@ def test_clean_mail_is_accepted_with_its_verdicts_stored_and_in_headers(mx):
     assert rest == original  # the message as received follows our trace fields, byte for byte
 
 
+def test_forged_verdict_fields_arriving_with_spam_are_removed(mx):
+    """Spam that says ``X-Spam-Status: No`` and ``X-Virus-Status: Clean`` of itself: only our
+    fields remain in the stored copy (and the webhook's headers), every other byte as received."""
+    forged = (b"X-Spam-Status: No, score=-5.0 required=5.0\r\n\ttests=ALL_TRUSTED\r\n"
+              b"X-Spam-Flag: NO\r\nx-spam-level:\r\nX-Spam-Score: -5.0\r\n"
+              b"X-Virus-Scanned: clamav at mx.test\r\nX-Virus-Status: Clean\r\n"
+              b"X-Spam-Report: kept: not a verdict field of ours\r\n")
+    original = raw(message(gtube()))
+    code, _ = mx.send(forged + original, ["bob@plain.test"])
+    assert code == 250
+    stored = mx.raw_copy(last(mx))
+    assert stored.startswith(b"X-Spam-Status: Yes, score=15.00")
+    head, _, rest = stored.partition(b"X-Virus-Status: Clean\r\n")
+    assert rest == b"X-Spam-Report: kept: not a verdict field of ours\r\n" + original
+    assert head.count(b"X-Spam-Status") == 1 and b"X-Spam-Flag: NO" not in head and b"x-spam-level" not in head
+    assert head.count(b"X-Virus-Scanned") == 1 and b"X-Spam-Score" not in head
+
+
 def test_gtube_is_accepted_as_spam_or_refused_above_the_reject_score(mx):
     code, _ = mx.send(raw(message(gtube())), ["bob@plain.test"])
     assert code == 250

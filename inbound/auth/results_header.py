@@ -19,6 +19,7 @@ import authres.arc
 import authres.dmarc
 
 from inbound.auth.results import ArcResult, DkimResult, DmarcResult, SpfResult
+from inbound.trace_fields import remove_fields
 
 FIELD_NAME = "Authentication-Results"
 _CTL = re.compile(r"[\x00-\x1f\x7f()\\]")
@@ -77,37 +78,11 @@ def _authserv(authserv_id: str) -> str:
     return authserv_id.strip().lower()
 
 
-_FIELD_START = re.compile(rb"^authentication-results[ \t]*:", re.I)
-
-
 def strip_own_results(raw: bytes, authserv_id: str) -> bytes:
     """``raw`` without the ``Authentication-Results`` fields whose authserv-id is ``authserv_id``
     (case-insensitive, RFC 8601 §5). Every other byte is kept; returns ``raw`` itself when none."""
     ours = _authserv(authserv_id)
-    end = _header_end(raw)
-    if not re.search(rb"^authentication-results", raw[:end], re.I | re.M):
-        return raw
-    fields: list[list[bytes]] = []  # each field: its first line and continuation lines
-    for line in raw[:end].splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1].append(line)
-        else:
-            fields.append([line])
-    kept = [f for f in fields if not (_FIELD_START.match(f[0]) and _id_of_field(f) == ours)]
-    if len(kept) == len(fields):
-        return raw
-    return b"".join(b"".join(f) for f in kept) + raw[end:]
-
-
-def _header_end(raw: bytes) -> int:
-    """Offset just past the header block's last line (the blank line and body follow)."""
-    if raw.startswith((b"\r\n", b"\n")):
-        return 0
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i != -1]
-    if not ends:
-        return len(raw)
-    i = min(ends)
-    return i + (2 if raw[i:i + 2] == b"\r\n" else 1)
+    return remove_fields(raw, {b"authentication-results"}, lambda lines: _id_of_field(lines) == ours)
 
 
 def _id_of_field(lines: list[bytes]) -> str | None:

@@ -13,14 +13,24 @@ verdict: ``reason=`` says why); ``tests=`` lists the rules that matched, highest
 ``X-Virus-Status`` is ``Clean`` or ``Unscanned (reason)`` (infected mail is never stored). A kind of
 scan with no engine configured adds no field. Fields are folded (RFC 5322 §2.2.3) to stay within
 78 characters a line where the content allows, and never exceed 998 (§2.1.1).
+
+Fields of these names that arrived with the message are removed when we add ours
+(:func:`strip_forged`): a sender could otherwise write ``X-Spam-Status: No`` into spam, and a filter
+reading the field it meets last would believe it. SpamAssassin drops incoming ``X-Spam-*`` fields
+before adding its own for the same reason; we drop the verdict-carrying ones.
 """
 
 from __future__ import annotations
 
 from inbound.scan.results import SpamCheck, VirusCheck
+from inbound.trace_fields import remove_fields
 
 LINE = 78
 MAX_FIELD = 4000  # characters in one folded field; the tests= list is cut to fit
+# Incoming fields that claim a verdict of the kind our fields record (SpamAssassin's and
+# clamav-milter's names), removed when ours of that kind are added.
+SPAM_VERDICT_FIELDS = frozenset({b"x-spam-status", b"x-spam-flag", b"x-spam-level", b"x-spam-score"})
+VIRUS_VERDICT_FIELDS = frozenset({b"x-virus-scanned", b"x-virus-status"})
 
 
 def fold(name: str, tokens: list[tuple[str, str]]) -> str:
@@ -73,3 +83,17 @@ def virus_fields(check: VirusCheck, engine: str | None, hostname: str) -> list[s
     status = {"clean": "Clean", "infected": "Infected (" + ", ".join(check.signatures) + ")",
               "unscanned": f"Unscanned ({check.failure or 'skipped'})"}[check.verdict]
     return [f"X-Virus-Scanned: {engine} at {hostname}", f"X-Virus-Status: {status}"]
+
+
+def strip_forged(raw: bytes, ours: list[str]) -> bytes:
+    """``raw`` without the incoming spam verdict fields (:data:`SPAM_VERDICT_FIELDS`) when ``ours``
+    (the fields about to be added, as built here) has spam fields, and likewise for the virus
+    fields; byte-exact otherwise (inbound.trace_fields). Returns ``raw`` itself when nothing goes."""
+    names: set[bytes] = set()
+    for field in ours:
+        name = field.split(":", 1)[0].strip().lower().encode()
+        if name in SPAM_VERDICT_FIELDS:
+            names |= SPAM_VERDICT_FIELDS
+        elif name in VIRUS_VERDICT_FIELDS:
+            names |= VIRUS_VERDICT_FIELDS
+    return remove_fields(raw, names) if names else raw
