@@ -19,7 +19,8 @@ from urllib.request import urlopen
 import pytest
 from standardwebhooks import Webhook
 
-from tests.conftest import CORPUS, SAMPLES
+from tests.conftest import SAMPLES
+from tests.support.corpus import CORPUS
 from tests.support.instance import MailkiteInstance
 
 STACKS = ["sqlite-local", "postgresql-s3"]
