@@ -5,6 +5,13 @@ recipient's domain gets the event with attachments inline (``content``, base64);
 accepted only when every one answered 2xx, otherwise the pipeline answers ``451 4.3.0`` and the
 sending server keeps the message and retries (that is the retry queue). The database keeps ids,
 times and status codes only.
+
+A retry is recognised: the earlier try of the same message (the SHA-256 of the bytes as received,
+the envelope sender and the inbox, within :data:`RETRY_WINDOW`) lends it its message id and, per
+endpoint, its event id, so ``webhook-id`` stays the receiver's idempotency key across the sending
+server's retries as it does across ours (DESIGN.md "Webhooks"); an endpoint that already answered
+2xx is not sent the message again. The hash is not content: it cannot be turned back into the
+message.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from delivery.payload import event_body, message_data
@@ -24,12 +31,16 @@ from parser import ParsedMessage
 from store.crypto import SecretBox
 from store.db import Database
 from store.endpoints import decrypt_secrets, endpoints_for_domain
-from store.events import InlineAttempt, record_inline_deliveries
+from store.events import EarlierInlineDelivery, InlineAttempt, earlier_inline_deliveries, record_inline_deliveries
 from store.ids import new_id
 from store.messages import MessageRecord, NewTransaction, Recipient, thread_id_for
 from store.models import MessageStatus, Retention, utcnow
 
 log = logging.getLogger("mailkite.zero_retention")
+
+# How far back a retry is matched with its earlier try: sending servers give up after 4-5 days
+# (RFC 5321 §4.5.4.1).
+RETRY_WINDOW = timedelta(days=5)
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,7 @@ class _Job:
     event_id: str
     target: _Target
     data: dict[str, Any]
+    attempt: int
 
 
 class ZeroRetentionDelivery:
@@ -55,38 +67,55 @@ class ZeroRetentionDelivery:
         self.sender = sender
         self.box = secret_box
 
-    def _targets(self, recipients: list[Recipient]) -> dict[str, list[_Target]]:
+    def _lookup(self, envelope: SmtpEnvelope, received_sha256: str, recipients: list[Recipient]
+                ) -> tuple[dict[str, list[_Target]], dict[str, EarlierInlineDelivery]]:
+        """The enabled endpoints per recipient domain id, and the earlier tries of this message."""
         with self.db.read() as s:
-            return {r.domain.id: [_Target(ep.id, ep.url, decrypt_secrets(self.box, ep.secret_ciphertext))
-                                  for ep in endpoints_for_domain(s, r.domain.account_id, r.domain.id)]
-                    for r in recipients}
+            targets = {r.domain.id: [_Target(ep.id, ep.url, decrypt_secrets(self.box, ep.secret_ciphertext))
+                                     for ep in endpoints_for_domain(s, r.domain.account_id, r.domain.id)]
+                       for r in recipients}
+        earlier = earlier_inline_deliveries(self.db, sha256=received_sha256, mail_from=envelope.mail_from,
+                                            inboxes=[(r.domain.id, r.inbox) for r in recipients],
+                                            since=envelope.received_at - RETRY_WINDOW)
+        return targets, earlier
 
     async def deliver(self, envelope: SmtpEnvelope, parsed: ParsedMessage, recipients: list[Recipient],
-                      auth: AuthResults, scan: ScanResults) -> tuple[bool, list[str]]:
-        """Deliver to every endpoint concurrently; returns (every endpoint answered 2xx, message ids).
+                      auth: AuthResults, scan: ScanResults, *, received_sha256: str) -> tuple[bool, list[str]]:
+        """Deliver to every endpoint concurrently; returns (every endpoint has answered 2xx, by now
+        or on an earlier try, message ids). ``received_sha256``: hex SHA-256 of the message as
+        received, which recognises a retry (see the module docstring).
 
-        No endpoint at all counts as not delivered: accepting would lose the message."""
-        targets = await asyncio.to_thread(self._targets, recipients)
+        A recipient whose domain has no endpoint at all makes it not delivered: accepting would lose
+        the message."""
+        targets, earlier = await asyncio.to_thread(self._lookup, envelope, received_sha256, recipients)
         parsed_json = parsed.to_json(inline_attachments=True)
-        message_ids = [new_id("msg") for _ in recipients]
+        message_ids = [earlier[r.inbox].message_id if r.inbox in earlier else new_id("msg") for r in recipients]
         jobs: list[_Job] = []
         for msg_id, r in zip(message_ids, recipients):
+            before = earlier[r.inbox].events if r.inbox in earlier else {}
+            due = [t for t in targets[r.domain.id] if not (t.endpoint_id in before and before[t.endpoint_id].delivered)]
+            if not due:
+                continue
             record = _message_record(msg_id, envelope, parsed, r, auth, scan)
             data = message_data(record, parsed_json, links=None, inline_attachments=True)
-            jobs += [_Job(msg_id, new_id("evt"), t, data) for t in targets[r.domain.id]]
-        if not jobs:
-            log.error("zero_retention.no_endpoint", extra={"kv": {"domains": sorted({r.domain.name for r in recipients})}})
+            for t in due:
+                prior = before.get(t.endpoint_id)
+                jobs.append(_Job(msg_id, prior.event_id if prior else new_id("evt"), t, data,
+                                 prior.attempts + 1 if prior else 1))
+        unserved = sorted({r.domain.name for r in recipients if not targets[r.domain.id]})
+        if unserved:
+            log.error("zero_retention.no_endpoint", extra={"kv": {"domains": unserved}})
         attempts = list(await asyncio.gather(*(self._post(job, envelope.received_at) for job in jobs)))
-        delivered = bool(attempts) and all(a.ok for a in attempts)
+        delivered = not unserved and all(a.ok for a in attempts)
         tx = NewTransaction(
             transaction_id=new_id("txn"), recipients=recipients, mail_from=envelope.mail_from,
             client_ip=envelope.client_ip, helo=envelope.helo, tls=envelope.tls, received_at=envelope.received_at,
-            size=parsed.size, sha256=parsed.sha256, raw_key=None, parsed_key=None,
+            size=parsed.size, sha256=received_sha256, raw_key=None, parsed_key=None,
             retention=Retention.ZERO_RETENTION,
             status=MessageStatus.ACCEPTED if delivered else MessageStatus.DEFERRED,
             create_events=False, message_ids=message_ids,
         )
-        await asyncio.to_thread(record_inline_deliveries, self.db, tx, attempts)
+        await asyncio.to_thread(record_inline_deliveries, self.db, tx, attempts, earlier)
         return delivered, message_ids
 
     async def _post(self, job: _Job, created_at: datetime) -> InlineAttempt:
@@ -96,11 +125,11 @@ class ZeroRetentionDelivery:
         result = await self.sender.post(job.target.url, body, headers)
         log.info("webhook.attempt", extra={"kv": {
             "event_id": job.event_id, "message_id": job.message_id, "endpoint_id": job.target.endpoint_id,
-            "attempt": 1, "status": result.status_code, "latency_ms": round(result.latency_ms, 1),
+            "attempt": job.attempt, "status": result.status_code, "latency_ms": round(result.latency_ms, 1),
             "error": result.error, "outcome": "delivered" if result.ok else "deferred",
             "retention": Retention.ZERO_RETENTION.value}})
         return InlineAttempt(job.event_id, job.message_id, job.target.endpoint_id, started, result.status_code,
-                             result.latency_ms, result.error)
+                             result.latency_ms, result.error, job.attempt)
 
 
 def _message_record(msg_id: str, envelope: SmtpEnvelope, parsed: ParsedMessage, r: Recipient,

@@ -14,7 +14,7 @@ dies mid-attempt leaves a lease that the sweeper expires, and the attempt is mad
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
@@ -32,6 +32,7 @@ from store.models import (
     EventState,
     Message,
     OutboxEntry,
+    Retention,
     WebhookEndpoint,
     utcnow,
 )
@@ -370,7 +371,8 @@ def attempts_for(db: Database, event_id: str) -> list[DeliveryAttempt]:
 
 @dataclass(frozen=True)
 class InlineAttempt:
-    """One in-session delivery of a zero-retention message (ids, time, status; never content)."""
+    """One in-session delivery of a zero-retention message (ids, time, status; never content).
+    ``attempt`` counts the sending server's tries of the same message for this endpoint (1, 2, …)."""
 
     event_id: str
     message_id: str
@@ -379,25 +381,91 @@ class InlineAttempt:
     status_code: int | None
     latency_ms: float
     error: str | None
+    attempt: int = 1
 
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def record_inline_deliveries(db: Database, tx: NewTransaction, attempts: list[InlineAttempt]) -> None:
+@dataclass(frozen=True)
+class EarlierEvent:
+    """What an earlier try of a zero-retention message left for one endpoint."""
+
+    event_id: str
+    delivered: bool
+    attempts: int
+
+
+@dataclass(frozen=True)
+class EarlierInlineDelivery:
+    """An earlier try of the same zero-retention message for one inbox: its message id and, per
+    endpoint id, its event."""
+
+    message_id: str
+    events: dict[str, EarlierEvent]
+
+
+_EARLIER_MESSAGES = (
+    select(Message.id, Message.inbox, Message.domain_id)
+    .where(Message.retention == Retention.ZERO_RETENTION.value, Message.sha256 == bindparam("sha256"),
+           Message.mail_from == bindparam("mail_from"), Message.received_at >= bindparam("since"))
+    .order_by(Message.received_at.desc(), Message.id.desc()))
+
+
+def earlier_inline_deliveries(db: Database, *, sha256: str, mail_from: str, inboxes: list[tuple[str, str]],
+                              since: datetime) -> dict[str, EarlierInlineDelivery]:
+    """The latest earlier try, received at or after ``since``, of a zero-retention message with this
+    hash (of the bytes as received) and envelope sender, per ``(domain id, inbox)`` of ``inboxes``:
+    ``{inbox: EarlierInlineDelivery}``, inboxes never tried left out. One indexed read (the
+    partial index on ``sha256``, migration 0008) plus one for the events."""
+    wanted = set(inboxes)
+    found: dict[str, str] = {}  # inbox → message id
+    with db.read() as s:
+        for msg_id, inbox, domain_id in s.execute(_EARLIER_MESSAGES, {"sha256": sha256, "mail_from": mail_from,
+                                                                      "since": since}):
+            if (domain_id, inbox) in wanted and inbox not in found:
+                found[inbox] = msg_id
+        if not found:
+            return {}
+        events: dict[str, dict[str, EarlierEvent]] = {msg_id: {} for msg_id in found.values()}
+        for evt_id, msg_id, endpoint_id, state, attempts in s.execute(
+                select(Event.id, Event.message_id, Event.endpoint_id, Event.state, Event.attempts)
+                .where(Event.message_id.in_(list(events)))):
+            events[msg_id][endpoint_id] = EarlierEvent(evt_id, state == EventState.DELIVERED.value, attempts)
+    return {inbox: EarlierInlineDelivery(msg_id, events[msg_id]) for inbox, msg_id in found.items()}
+
+
+def record_inline_deliveries(db: Database, tx: NewTransaction, attempts: list[InlineAttempt],
+                             earlier: dict[str, EarlierInlineDelivery] | None = None) -> None:
     """Keep the metadata of a zero-retention transaction: message rows without content (``tx`` has
-    ``retention=zero_retention``), one event per endpoint with its final state, and the attempt log."""
+    ``retention=zero_retention``), one event per endpoint with its latest state, and the attempt log.
+
+    For the inboxes in ``earlier`` (a retry by the sending server, found with
+    :func:`earlier_inline_deliveries`) the earlier message row takes the new status and the earlier
+    events the new attempts; new rows are made only for what is new."""
+    earlier = earlier or {}
+    known_events = {e.event_id for d in earlier.values() for e in d.events.values()}
+    now = utcnow()
     with db.session() as s:
-        record_transaction_in(s, tx)
+        new_recipients = [(r, m) for r, m in zip(tx.recipients, tx.message_ids or []) if r.inbox not in earlier]
+        if new_recipients:
+            record_transaction_in(s, replace(tx, recipients=[r for r, _ in new_recipients],
+                                             message_ids=[m for _, m in new_recipients]))
+        retried = [d.message_id for d in earlier.values()]
+        if retried:
+            s.execute(update(Message).where(Message.id.in_(retried)).values(status=tx.status.value))
         for a in attempts:
             state = EventState.DELIVERED.value if a.ok else EventState.FAILED.value
-            s.add(Event(id=a.event_id, account_id=tx.recipients[0].domain.account_id, message_id=a.message_id,
-                        endpoint_id=a.endpoint_id, state=state, attempts=1, created_at=tx.received_at,
-                        delivered_at=utcnow() if a.ok else None, last_status_code=a.status_code,
-                        last_error=a.error))
+            values = dict(state=state, attempts=a.attempt, delivered_at=now if a.ok else None,
+                          last_status_code=a.status_code, last_error=a.error)
+            if a.event_id in known_events:
+                s.execute(update(Event).where(Event.id == a.event_id).values(**values))
+            else:
+                s.add(Event(id=a.event_id, account_id=tx.recipients[0].domain.account_id, message_id=a.message_id,
+                            endpoint_id=a.endpoint_id, created_at=tx.received_at, **values))
         s.flush()  # events before their attempts: the models declare no relationships to order by
         for a in attempts:
-            s.add(DeliveryAttempt(event_id=a.event_id, endpoint_id=a.endpoint_id, attempt=1, started_at=a.started_at,
-                                  status_code=a.status_code, latency_ms=a.latency_ms, error=a.error,
-                                  outcome="delivered" if a.ok else "deferred"))
+            s.add(DeliveryAttempt(event_id=a.event_id, endpoint_id=a.endpoint_id, attempt=a.attempt,
+                                  started_at=a.started_at, status_code=a.status_code, latency_ms=a.latency_ms,
+                                  error=a.error, outcome="delivered" if a.ok else "deferred"))

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -160,6 +161,10 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("domain_id", "imap_uid", name="uq_messages_domain_uid"),
         Index("ix_messages_account_received", "account_id", "received_at"),
+        # A sending server's retry of a zero-retention message finds the earlier attempt by the
+        # hash of the bytes as received (inbound.zero_retention); only those rows are indexed.
+        Index("ix_messages_zero_retention_sha256", "sha256",
+              postgresql_where=text("retention = 'zero_retention'"), sqlite_where=text("retention = 'zero_retention'")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -189,6 +194,8 @@ class Message(Base):
     from_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     size: Mapped[int] = mapped_column(BigInteger)
+    # SHA-256 (hex) of the raw blob; zero-retention rows have no blob and keep the hash of the message
+    # as received instead, which a sending server's retry of it repeats (inbound.zero_retention).
     sha256: Mapped[str] = mapped_column(String(64))
     raw_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
     parsed_key: Mapped[str | None] = mapped_column(String(512), nullable=True)

@@ -8,13 +8,20 @@ import base64
 import hashlib
 import json
 import smtplib
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
+from store.crypto import SecretBox
 from store.db import Database
-from store.models import DeliveryAttempt, Event, Message, OutboxEntry
+from store.domains import add_domain
+from store.endpoints import add_endpoint
+from store.events import EarlierEvent, InlineAttempt, earlier_inline_deliveries, record_inline_deliveries
+from store.messages import NewTransaction, Recipient
+from store.models import DeliveryAttempt, Event, Message, MessageStatus, OutboxEntry, Retention
 from tests.conftest import SAMPLES
 from tests.support.instance import MailkiteInstance
 from tests.support.servers import WebhookReceiver
@@ -128,3 +135,95 @@ def test_a_transaction_also_for_a_stored_domain_keeps_no_blobs_when_the_zero_ret
     finally:
         inst.stop_all()
         failing.stop()
+
+
+def test_a_retry_by_the_sending_server_keeps_its_webhook_ids_and_skips_endpoints_already_served(zr):
+    """451 because one endpoint failed; the sending server retries the same bytes: the endpoint that
+    answered 2xx is not sent the message again, the other gets it with the same ``webhook-id`` and
+    message id as before, and the rows record one message, its two events and three attempts."""
+    inst, (ok, flaky), (ok_secret, flaky_secret) = zr(lambda req, n: (200, {}, 0),
+                                                       lambda req, n: (503 if n == 0 else 200, {}, 0))
+    with pytest.raises(smtplib.SMTPDataError) as err, smtplib.SMTP("127.0.0.1", inst.mx_port) as c:
+        c.sendmail("billing@vendor.test", ["ap@private.example"], RAW)
+    assert err.value.smtp_code == 451
+    with smtplib.SMTP("127.0.0.1", inst.mx_port) as c:  # the sending server's retry, from another relay
+        c.ehlo("relay2.vendor.test")
+        assert c.sendmail("billing@vendor.test", ["ap@private.example"], RAW) == {}
+    assert len(ok.requests) == 1 and len(flaky.requests) == 2
+    first, second = flaky.requests
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] != ok.requests[0].headers["webhook-id"]
+    ids = {Webhook(ok_secret).verify(ok.requests[0].body, ok.requests[0].headers)["data"]["id"]}
+    ids |= {Webhook(flaky_secret).verify(r.body, r.headers)["data"]["id"] for r in flaky.requests}
+    messages, events, attempts, outbox = _rows(inst)
+    assert [m.id for m in messages] == sorted(ids) and [m.status for m in messages] == ["accepted"]
+    assert sorted((e.state, e.attempts) for e in events) == [("delivered", 1), ("delivered", 2)]
+    assert sorted((a.attempt, a.status_code) for a in attempts) == [(1, 200), (1, 503), (2, 200)]
+    assert outbox == [] and _stored_files(inst) == []
+
+    # Other bytes (here: another Message-ID) are another message, with ids of its own.
+    other = RAW.replace(b"Message-ID: <", b"Message-ID: <other-", 1)
+    assert other != RAW
+    with smtplib.SMTP("127.0.0.1", inst.mx_port) as c:
+        assert c.sendmail("billing@vendor.test", ["ap@private.example"], other) == {}
+    assert len(ok.requests) == 2 and ok.requests[1].headers["webhook-id"] != ok.requests[0].headers["webhook-id"]
+    assert len(_rows(inst)[0]) == 2
+
+
+def test_a_recipient_whose_domain_has_no_endpoint_defers_the_transaction(tmp_path, redis_url):
+    """One zero-retention domain has an endpoint, the other none: the message cannot be accepted
+    for the second without losing it, so the whole transaction is 451, and the served endpoint is
+    not sent it again when the sending server retries."""
+    receiver = WebhookReceiver().start()
+    inst = MailkiteInstance(data_dir=tmp_path / "var", redis_url=redis_url)
+    try:
+        inst.add_domain("private.example", "--zero-retention")
+        inst.add_domain("bare.example", "--zero-retention")
+        inst.add_webhook(receiver.url, "--domain", "private.example")
+        inst.start("mx")
+        for _ in range(2):
+            with pytest.raises(smtplib.SMTPDataError) as err, smtplib.SMTP("127.0.0.1", inst.mx_port) as c:
+                c.sendmail("a@sender.test", ["x@private.example", "y@bare.example"], RAW)
+            assert err.value.smtp_code == 451
+        assert len(receiver.requests) == 1
+    finally:
+        inst.stop_all()
+        receiver.stop()
+
+
+def test_earlier_tries_are_found_by_hash_sender_inbox_and_window(db):
+    """store.events on SQLite and PostgreSQL: an earlier try is matched only by the same hash,
+    envelope sender and inbox within the window; a recorded retry updates its rows."""
+    box = SecretBox(b"zero-retention-test-key-0123456789abcdef")
+    domain = add_domain(db, "private.example", zero_retention=True)
+    ep_ok = add_endpoint(db, box, "http://127.0.0.1:9/ok", "whsec_" + "A" * 32).id
+    ep_failing = add_endpoint(db, box, "http://127.0.0.1:9/failing", "whsec_" + "B" * 32).id
+    at = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+    rcpt = Recipient("ap@private.example", domain, ("ap@private.example",))
+    tx = NewTransaction(transaction_id="txn_1", recipients=[rcpt], mail_from="billing@vendor.test", client_ip=None,
+                        helo=None, tls=False, received_at=at, size=10, sha256="ab" * 32, raw_key=None,
+                        parsed_key=None, retention=Retention.ZERO_RETENTION, status=MessageStatus.DEFERRED,
+                        create_events=False, message_ids=["msg_1"])
+    record_inline_deliveries(db, tx, [InlineAttempt("evt_ok", "msg_1", ep_ok, at, 200, 5.0, None),
+                                      InlineAttempt("evt_failing", "msg_1", ep_failing, at, 503, 5.0, None)])
+
+    def lookup(**changes) -> dict:
+        args = dict(sha256="ab" * 32, mail_from="billing@vendor.test", inboxes=[(domain.id, "ap@private.example")],
+                    since=at - timedelta(days=5)) | changes
+        return earlier_inline_deliveries(db, **args)
+
+    found = lookup()
+    assert list(found) == ["ap@private.example"] and found["ap@private.example"].message_id == "msg_1"
+    assert found["ap@private.example"].events == {ep_ok: EarlierEvent("evt_ok", True, 1),
+                                                  ep_failing: EarlierEvent("evt_failing", False, 1)}
+    assert lookup(sha256="cd" * 32) == {} and lookup(mail_from="other@vendor.test") == {}
+    assert lookup(inboxes=[(domain.id, "other@private.example")]) == {} and lookup(since=at + timedelta(seconds=1)) == {}
+
+    later = at + timedelta(minutes=5)
+    record_inline_deliveries(db, replace(tx, transaction_id="txn_2", received_at=later, status=MessageStatus.ACCEPTED),
+                             [InlineAttempt("evt_failing", "msg_1", ep_failing, later, 200, 4.0, None, 2)], found)
+    with db.read() as s:
+        assert [(m.id, m.status) for m in s.scalars(select(Message))] == [("msg_1", "accepted")]
+        assert sorted((e.id, e.state, e.attempts) for e in s.scalars(select(Event))) == [
+            ("evt_failing", "delivered", 2), ("evt_ok", "delivered", 1)]
+        assert sorted((a.event_id, a.attempt, a.status_code) for a in s.scalars(select(DeliveryAttempt))) == [
+            ("evt_failing", 1, 503), ("evt_failing", 2, 200), ("evt_ok", 1, 200)]
