@@ -2,7 +2,8 @@
 RFC 4616 PLAIN, RFC 4959 SASL-IR, RFC 5530 response codes).
 
 Any username is accepted; the password alone picks the account and scope. Failed attempts are
-counted per client address (:class:`LoginThrottle`): past the limit, logins from that address are
+counted per client address (:mod:`imapwindow.throttle`, shared by every IMAP process through Redis
+when there is one): past the limit, logins from that address are
 refused with ``NO [UNAVAILABLE]`` until the window passes, and each failure is answered after a
 delay. Argon2 checks run in a worker thread; a password this process has already verified is not
 re-hashed while its stored hash is unchanged (:class:`store.app_passwords.VerifiedCache`).
@@ -13,53 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 from imapwindow.errors import CommandRefused
+from imapwindow.throttle import MAX_TRACKED_ADDRESSES, LoginThrottle
 from store.app_passwords import (
     LAST_USED_GRANULARITY, CheckOutcome, Credential, VerifiedCache, check_password, touch_last_used,
 )
 from store.db import Database
 
-MAX_TRACKED_ADDRESSES = 100_000
 log = logging.getLogger("mailkite.imap")
-
-
-class LoginThrottle:
-    """At most ``max_failures`` failed logins per client address within ``window_s`` seconds."""
-
-    def __init__(self, max_failures: int, window_s: float) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def _recent(self, address: str, now: float) -> deque[float]:
-        q = self._failures.get(address)
-        if q is None:
-            return deque()
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
-        if not q:
-            self._failures.pop(address, None)
-        return q
-
-    def retry_after(self, address: str) -> float:
-        """Seconds until ``address`` may try again (0 when it may now)."""
-        now = time.monotonic()
-        q = self._recent(address, now)
-        if len(q) < self.max_failures:
-            return 0.0
-        return max(0.0, q[0] + self.window_s - now)
-
-    def failed(self, address: str) -> None:
-        now = time.monotonic()
-        q = self._failures.setdefault(address, deque())
-        q.append(now)
-        self._failures.move_to_end(address)
-        while len(q) > self.max_failures:
-            q.popleft()
-        while len(self._failures) > MAX_TRACKED_ADDRESSES:
-            self._failures.popitem(last=False)
 
 
 class Authenticator:
@@ -77,7 +41,7 @@ class Authenticator:
     async def login(self, password: bytes, client_address: str) -> Credential:
         """The credential for ``password``; raises :class:`CommandRefused` with
         ``[AUTHENTICATIONFAILED]`` (bad, revoked, domain not served) or ``[UNAVAILABLE]`` (throttled)."""
-        wait = self.throttle.retry_after(client_address)
+        wait = await self.throttle.retry_after(client_address)
         if wait > 0:
             raise CommandRefused(f"too many failed logins from your address; try again in {int(wait) + 1} s",
                                  "UNAVAILABLE")
@@ -88,7 +52,7 @@ class Authenticator:
             return result.credential
         log.info("imap.login_refused", extra={"kv": {"client": client_address, "reason": result.outcome.value}})
         if result.outcome is CheckOutcome.UNKNOWN:
-            self.throttle.failed(client_address)
+            await self.throttle.failed(client_address)
             if self.failure_delay_s:
                 await asyncio.sleep(self.failure_delay_s)
         raise CommandRefused(refusal_text(result.outcome, self.hostname), "AUTHENTICATIONFAILED")

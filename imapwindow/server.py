@@ -80,6 +80,7 @@ class ImapServer:
                 task.cancel()
         if self.subscriber:
             await self.subscriber.stop()
+        await self.ctx.authenticator.throttle.aclose()
         if self.server is not None:
             await self.server.wait_closed()
 
@@ -118,15 +119,21 @@ class ImapServer:
 __all__ = ["ImapServer", "build_context"]
 
 
-def build_context(db, blobs, *, hostname: str, publisher=None, limits=None, structures=None) -> ServerContext:
-    """A :class:`ServerContext` with the production structure source unless ``structures`` is given."""
-    from imapwindow.auth import Authenticator, LoginThrottle  # noqa: PLC0415
+def build_context(db, blobs, *, hostname: str, publisher=None, limits=None, structures=None,
+                  redis_url: str | None = None) -> ServerContext:
+    """A :class:`ServerContext` with the production structure source unless ``structures`` is given;
+    with ``redis_url`` the failed-login throttle is shared through that Redis by every IMAP process
+    (:mod:`imapwindow.throttle`), else counted in this one."""
+    from imapwindow.auth import Authenticator  # noqa: PLC0415
+    from imapwindow.throttle import LoginThrottle, SharedLoginThrottle  # noqa: PLC0415
     from imapwindow.context import ImapLimits  # noqa: PLC0415
     from imapwindow.mailbox import ViewRegistry  # noqa: PLC0415
     from imapwindow.structures import default_structures  # noqa: PLC0415
 
     limits = limits or ImapLimits()
-    auth = Authenticator(db, LoginThrottle(limits.auth_max_failures, limits.auth_window_s),
+    throttle = (SharedLoginThrottle(limits.auth_max_failures, limits.auth_window_s, redis_url) if redis_url
+                else LoginThrottle(limits.auth_max_failures, limits.auth_window_s))
+    auth = Authenticator(db, throttle,
                          failure_delay_s=limits.auth_failure_delay_s, hostname=hostname)
     return ServerContext(db=db, blobs=blobs, structures=structures or default_structures(db, blobs),
                          registry=ViewRegistry(db), authenticator=auth, limits=limits, hostname=hostname,

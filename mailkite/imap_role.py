@@ -59,7 +59,8 @@ async def _imap_main(settings: Settings, redis_url: str) -> None:
     db = components.database(settings, migrate=False)  # serve / db upgrade / the MX migrate
     publisher = Publisher(redis_url)
     ctx = build_context(db, components.blob_store(settings), hostname=settings.hostname, publisher=publisher,
-                        limits=ImapLimits(max_connections_per_account=settings.imap_max_connections_per_account))
+                        limits=ImapLimits(max_connections_per_account=settings.imap_max_connections_per_account),
+                        redis_url=redis_url)
     ctx.release_memory = trim
     server = ImapServer(ctx, components.tls_context(settings, generate_in_child=True), redis_url)
     listen = HostPort.parse(settings.imap_listen)

@@ -171,7 +171,7 @@ def test_failed_logins_are_throttled_per_address(limited):
         assert t.cmd(b"f%d LOGIN x mk_imap_wrong" % i).startswith(b"f%d NO [AUTHENTICATIONFAILED]" % i)
     got = t.cmd(b"g LOGIN x " + pw.encode())
     assert got.startswith(b"g NO [UNAVAILABLE] too many failed logins from your address; try again in ")
-    limited.ctx.authenticator.throttle._failures.clear()  # let the other tests log in again
+    limited.call(limited.ctx.authenticator.throttle.forget("127.0.0.1"))  # let the other tests log in again
     assert t.cmd(b"h LOGIN x " + pw.encode()).startswith(b"h OK")
 
 
@@ -199,3 +199,37 @@ def test_tls_is_required(limited):
     ctx = client_context(limited.cert)
     with ctx.wrap_socket(socket.create_connection(("127.0.0.1", limited.port), timeout=5)) as tls:
         assert tls.recv(1024).startswith(b"* OK [CAPABILITY IMAP4rev1")
+
+
+def test_failed_logins_are_counted_across_imap_processes_through_redis(tmp_path, redis_server, redis_url):
+    """Two IMAP servers sharing one Redis, as ``mailkite imap`` processes behind one name do: the
+    failures made at one count at the other, so an address cannot multiply its guesses by the
+    number of processes. With Redis gone, each server falls back to its own count."""
+    db = Database(f"sqlite:///{tmp_path / 'mailkite.db'}")
+    upgrade(db)
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    with ImapHarness(db, blobs, redis_url, tmp_path / "a", limits=LIMITS, shared_throttle=True) as a, \
+            ImapHarness(db, blobs, redis_url, tmp_path / "b", limits=LIMITS, shared_throttle=True) as b:
+        a.domain(domain := unique_domain("shared"))
+        pw = a.password(domain)
+        at_a, at_b = _conn(a), _conn(b)
+        for i in range(LIMITS.auth_max_failures - 1):
+            assert at_a.cmd(b"f%d LOGIN x mk_imap_wrong" % i).startswith(b"f%d NO [AUTHENTICATIONFAILED]" % i)
+        assert at_b.cmd(b"g LOGIN x mk_imap_wrong").startswith(b"g NO [AUTHENTICATIONFAILED]")
+        for t in (at_a, at_b):  # the third failure was made at b: both now refuse, even the right password
+            assert t.cmd(b"h LOGIN x " + pw.encode()).startswith(
+                b"h NO [UNAVAILABLE] too many failed logins from your address; try again in ")
+        a.call(a.ctx.authenticator.throttle.forget("127.0.0.1"))
+        b.call(b.ctx.authenticator.throttle.forget("127.0.0.1"))
+        assert _conn(b).cmd(b"i LOGIN x " + pw.encode()).startswith(b"i OK")
+
+        redis_server.stop()
+        try:
+            at_a = _conn(a)
+            for i in range(LIMITS.auth_max_failures):
+                assert at_a.cmd(b"j%d LOGIN x mk_imap_wrong" % i).startswith(b"j%d NO [AUTHENTICATIONFAILED]" % i)
+            assert at_a.cmd(b"k LOGIN x " + pw.encode()).startswith(b"k NO [UNAVAILABLE]")
+            assert _conn(b).cmd(b"l LOGIN x " + pw.encode()).startswith(b"l OK")  # b counted none of them
+        finally:
+            redis_server.start()
+    db.dispose()

@@ -48,8 +48,13 @@ class ImapHarness:
     """An :class:`ImapServer` on a free loopback port, in a thread with its own event loop."""
 
     def __init__(self, db: Database, blobs: BlobStore, redis_url: str | None, workdir: Path, *,
-                 limits: ImapLimits | None = None, hostname: str = "mx.mailkite.test") -> None:
+                 limits: ImapLimits | None = None, hostname: str = "mx.mailkite.test",
+                 shared_throttle: bool = False) -> None:
+        """``shared_throttle``: count failed logins in ``redis_url`` as ``mailkite imap`` does; off by
+        default, since every test connects from 127.0.0.1 and one module's wrong passwords would
+        throttle the next module's logins."""
         self.db = db
+        self.shared_throttle = shared_throttle
         self.blobs = blobs
         self.redis_url = redis_url
         self.cert, self.key = ensure_self_signed(workdir / "imap-tls", hostname)
@@ -65,22 +70,23 @@ class ImapHarness:
         self.thread.start()
         self.publisher = Publisher(self.redis_url) if self.redis_url else None
         ctx = build_context(self.db, self.blobs, hostname=self.hostname, publisher=self.publisher,
-                            limits=self.limits)
+                            limits=self.limits, redis_url=self.redis_url if self.shared_throttle else None)
         self.server = ImapServer(ctx, server_context(self.cert, self.key), self.redis_url)
-        self._call(self.server.start("127.0.0.1", 0))
+        self.call(self.server.start("127.0.0.1", 0))
         return self
 
     def __exit__(self, *exc) -> None:
-        self._call(self.server.stop())
+        self.call(self.server.stop())
         if self.pipeline is not None:
-            self._call(self.pipeline.zero_retention.sender.aclose()) if hasattr(
+            self.call(self.pipeline.zero_retention.sender.aclose()) if hasattr(
                 self.pipeline.zero_retention, "sender") else None
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         if self.publisher:
             self.publisher.close()
 
-    def _call(self, coro, timeout: float = 60):
+    def call(self, coro, timeout: float = 60):
+        """Run ``coro`` on the server's event loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     @property
@@ -124,7 +130,7 @@ class ImapHarness:
         recipients = [Recipient(r, get_domain(self.db, r.rsplit("@", 1)[1]), (r,)) for r in rcpts]
         envelope = SmtpEnvelope(session_id="test", mail_from=mail_from, rcpt_to=tuple(rcpts), client_ip="127.0.0.1",
                                 helo="client.test", tls=True, received_at=utcnow().astimezone(timezone.utc))
-        outcome = self._call(self.pipeline.run(envelope, raw, recipients))
+        outcome = self.call(self.pipeline.run(envelope, raw, recipients))
         assert outcome.outcome == "accepted", outcome
         return outcome.message_ids
 
