@@ -50,6 +50,11 @@ class DnsFailure(DnsError):
     """SERVFAIL, REFUSED or an unusable answer."""
 
 
+class DnsNotConfigured(DnsError):
+    """No nameservers: none configured, and the system's resolver configuration is missing or
+    names none (a container without ``/etc/resolv.conf``)."""
+
+
 @dataclass(frozen=True)
 class DnsAnswer:
     """One RRset as text. TXT records have their character-strings joined (RFC 7208 §3.3)."""
@@ -63,15 +68,21 @@ class DnsAnswer:
 
 
 class Resolver:
-    """Async resolver with a TTL cache. ``nameservers``: ``(host, port)`` pairs, empty for the system's."""
+    """Async resolver with a TTL cache. ``nameservers``: ``(host, port)`` pairs, empty for the
+    system's (read from ``system_config``, ``/etc/resolv.conf``). Raises :class:`DnsNotConfigured`
+    when that leaves no nameserver."""
 
     def __init__(self, nameservers: list[tuple[str, int]] | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
-                 cache_size: int = 10_000) -> None:
+                 cache_size: int = 10_000, system_config: str = "/etc/resolv.conf") -> None:
         if nameservers:
             self._resolver = dns.asyncresolver.Resolver(configure=False)
             self._resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in nameservers]
         else:
-            self._resolver = dns.asyncresolver.Resolver()
+            try:
+                self._resolver = dns.asyncresolver.Resolver(filename=system_config)
+            except dns.resolver.NoResolverConfiguration as exc:
+                raise DnsNotConfigured(f"no DNS nameservers: {system_config} is missing or names none ({exc}); "
+                                       "set MAILKITE_DNS_NAMESERVERS (host:port,...)") from None
         self._resolver.lifetime = timeout
         self._resolver.timeout = min(timeout, 2.0)
         self.timeout = timeout

@@ -140,12 +140,13 @@ def _policy_text(d) -> str:
 def cmd_domain_verify(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from inbound.dns import DnsError, Resolver
+    from inbound.dns import DnsError
+    from mailkite import components
     from store.domains import get_domain, normalize_domain, set_verified
 
     db = _db(settings)
     name = get_domain(db, args.name).name
-    resolver = Resolver([(ns.host, ns.port) for ns in settings.nameservers])
+    resolver = components.resolver(settings)
     try:
         mx = asyncio.run(resolver.mx(name))
     except DnsError as exc:

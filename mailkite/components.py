@@ -85,6 +85,17 @@ def tls_context(settings: Settings, *, generate_in_child: bool = False) -> ssl.S
         raise ConfigError(f"MAILKITE_TLS_CERT/KEY: cannot load {cert} / {key}: {exc}") from None
 
 
+def resolver(settings: Settings):
+    """The DNS resolver (:class:`inbound.dns.Resolver`) for ``DNS_NAMESERVERS``, or the system's
+    when unset. Raises :class:`ConfigError` when that leaves no nameserver."""
+    from inbound.dns import DnsNotConfigured, Resolver
+
+    try:
+        return Resolver([(ns.host, ns.port) for ns in settings.nameservers])
+    except DnsNotConfigured as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def scanner(settings: Settings):
     """The scan stage (:class:`inbound.scan.scanner.MessageScanner`) with the engines named by
     ``SPAM_URL`` and ``VIRUS_URL`` (either may be unset). Raises :class:`ConfigError` on a bad URL."""

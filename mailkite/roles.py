@@ -20,7 +20,6 @@ from delivery.relay import OutboxRelay
 from delivery.sender import AsyncWebhookSender, WebhookSender
 from delivery.worker import WorkerContext, run_worker
 from inbound.auth.checker import AuthConfig, Authenticator
-from inbound.dns import Resolver
 from imapwindow.notify import Publisher
 from inbound.mx import MXHandler, start_mx_server
 from inbound.parse_pool import RespawningProcessPool
@@ -57,6 +56,7 @@ def run_mx(settings: Settings) -> None:
 
 
 async def _mx_main(settings: Settings) -> None:
+    resolver = components.resolver(settings)  # first: a configuration error before anything starts
     db = components.database(settings)
     blobs = components.blob_store(settings)
     conn = connect_redis(_require_redis(settings))
@@ -71,8 +71,7 @@ async def _mx_main(settings: Settings) -> None:
     # Start the pool's processes now (each warms up in its initializer), not at the first message.
     await asyncio.get_running_loop().run_in_executor(executor, warm_up)
     zr_sender = AsyncWebhookSender(settings.webhook_timeout_s)
-    authenticator = Authenticator(Resolver([(ns.host, ns.port) for ns in settings.nameservers]),
-                                  AuthConfig(authserv_id=settings.hostname))
+    authenticator = Authenticator(resolver, AuthConfig(authserv_id=settings.hostname))
     scanner = components.scanner(settings)
     imap_events = Publisher(settings.redis_url)
     pipeline = IngestPipeline(db=db, blobs=blobs, links=components.link_signer(settings), zr_sender=zr_sender,

@@ -49,6 +49,7 @@ def serve(settings: Settings) -> int:
     db = components.database(settings)  # migrate once, before any child starts
     db.dispose()
     components.tls_files(settings)
+    components.resolver(settings)  # the MX's: a configuration error here, not a child restarting
     settings.secret_key_bytes()
     env = dict(os.environ)
     redis_server = None

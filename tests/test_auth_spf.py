@@ -133,3 +133,19 @@ def test_results_are_cached_across_messages(dns):
     first, second, new_queries = asyncio.run(twice())
     assert first.spf.result == second.spf.result == "pass"
     assert new_queries == 0
+
+
+def test_a_system_without_resolver_configuration_is_a_clear_error(tmp_path):
+    """No MAILKITE_DNS_NAMESERVERS and no usable /etc/resolv.conf (a bare container): one error that
+    says what to set (the roles and ``serve`` turn it into a one-line configuration error, via
+    mailkite.components.resolver); a resolv.conf that names a server is read as before."""
+    from inbound.dns import DnsNotConfigured, Resolver
+
+    empty = tmp_path / "resolv.conf"
+    empty.write_text("# no nameserver lines\n")
+    for path in (tmp_path / "missing.conf", empty):
+        with pytest.raises(DnsNotConfigured, match="set MAILKITE_DNS_NAMESERVERS"):
+            Resolver(system_config=str(path))
+    named = tmp_path / "named.conf"
+    named.write_text("nameserver 127.0.0.53\n")
+    Resolver(system_config=str(named))
