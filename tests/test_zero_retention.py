@@ -216,7 +216,8 @@ def test_earlier_tries_are_found_by_hash_sender_inbox_and_window(db):
     assert found["ap@private.example"].events == {ep_ok: EarlierEvent("evt_ok", True, 1),
                                                   ep_failing: EarlierEvent("evt_failing", False, 1)}
     assert lookup(sha256="cd" * 32) == {} and lookup(mail_from="other@vendor.test") == {}
-    assert lookup(inboxes=[(domain.id, "other@private.example")]) == {} and lookup(since=at + timedelta(seconds=1)) == {}
+    assert lookup(inboxes=[(domain.id, "other@private.example")]) == {}
+    assert lookup(since=at + timedelta(seconds=1)) == {}
 
     later = at + timedelta(minutes=5)
     record_inline_deliveries(db, replace(tx, transaction_id="txn_2", received_at=later, status=MessageStatus.ACCEPTED),
