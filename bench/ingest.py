@@ -23,7 +23,7 @@ The load generator (asyncio SMTP sessions, pipelining MAIL/RCPT/DATA) and the we
 Prints figures; asserts nothing. Usage::
 
     .venv/bin/python bench/ingest.py [--messages 2000] [--sessions 20] [--rate 100] [--seconds 10]
-                                     [--db sqlite,postgresql]
+                                     [--db sqlite,postgresql] [--workdir FOLDER]
 """
 
 from __future__ import annotations
@@ -385,8 +385,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=2, help="webhook worker processes")
     ap.add_argument("--db", default="sqlite,postgresql")
+    ap.add_argument("--workdir", default=None,
+                    help="folder for the instances' data (blobs, SQLite): put it on the file system your "
+                         "MAILKITE_DATA_DIR would use (default: the system's temporary folder)")
     args = ap.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="mk-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="mk-bench-", dir=args.workdir))
     results = []
     try:
         for kind in args.db.split(","):
