@@ -3,10 +3,10 @@ RFC 4616 PLAIN, RFC 4959 SASL-IR, RFC 5530 response codes).
 
 Any username is accepted; the password alone picks the account and scope. Failed attempts are
 counted per client address (:mod:`imapwindow.throttle`, shared by every IMAP process through Redis
-when there is one): past the limit, logins from that address are
-refused with ``NO [UNAVAILABLE]`` until the window passes, and each failure is answered after a
-delay. Argon2 checks run in a worker thread; a password this process has already verified is not
-re-hashed while its stored hash is unchanged (:class:`store.app_passwords.VerifiedCache`).
+when there is one): past the limit, logins from that address are refused with ``NO [UNAVAILABLE]``
+until the window passes, and each failure is answered after a delay. Argon2 checks run in a worker
+thread; a password this process has already verified is not re-hashed while its stored hash is
+unchanged (:class:`store.app_passwords.VerifiedCache`).
 """
 
 from __future__ import annotations

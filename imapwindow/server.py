@@ -133,8 +133,7 @@ def build_context(db, blobs, *, hostname: str, publisher=None, limits=None, stru
     limits = limits or ImapLimits()
     throttle = (SharedLoginThrottle(limits.auth_max_failures, limits.auth_window_s, redis_url) if redis_url
                 else LoginThrottle(limits.auth_max_failures, limits.auth_window_s))
-    auth = Authenticator(db, throttle,
-                         failure_delay_s=limits.auth_failure_delay_s, hostname=hostname)
+    auth = Authenticator(db, throttle, failure_delay_s=limits.auth_failure_delay_s, hostname=hostname)
     return ServerContext(db=db, blobs=blobs, structures=structures or default_structures(db, blobs),
                          registry=ViewRegistry(db), authenticator=auth, limits=limits, hostname=hostname,
                          publisher=publisher)
