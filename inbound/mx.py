@@ -8,6 +8,8 @@ Behaviour (RFC 5321 unless noted):
 - DATA: only ``<CRLF>.<CRLF>`` ends it (``inbound/smtp_data.py``; a bare LF never ends DATA, so
   ``\\n.\\r\\n`` and ``\\r\\n.\\n`` cannot smuggle a second message); more than SIZE bytes gets
   ``552 5.3.4``; lines longer than RFC 5321's 1000 octets are accepted, as Postfix does.
+- A NUL character in HELO/EHLO (``501 5.5.2``) or in a MAIL/RCPT path (``553 5.1.3``) is a
+  syntax error: neither a domain nor a path holds one (§4.1.2).
 - End of DATA: the pipeline's reply (250 only once durable; 451/550/554 otherwise).
 Every reply after the greeting carries an RFC 3463 enhanced status code.
 """
@@ -41,6 +43,8 @@ _ENHANCED_FOR = {
     "530": "5.7.0", "535": "5.7.8", "550": "5.0.0", "552": "5.3.4", "553": "5.1.3", "554": "5.7.0",
     "555": "5.5.4",
 }
+# RFC 5321 §4.1.1.1 / §4.1.2: a domain or address literal holds no NUL (US-ASCII graphic characters).
+_NUL_REPLY = "501 5.5.2 Syntax error: NUL character in the command"
 _REWRITE = {
     "552 Error: Too much mail data": "552 5.3.4 Message too big for system",
     "552 Error: message size exceeds fixed maximum message size": "552 5.3.4 Message size exceeds fixed maximum message size",
@@ -67,7 +71,16 @@ class MXProtocol(SMTP):
         super().__init__(*args, **kwargs)
         self._in_ehlo = False
 
+    async def smtp_HELO(self, hostname: str):  # noqa: N802 - aiosmtpd naming
+        if hostname and "\x00" in hostname:
+            await self.push(_NUL_REPLY)
+            return
+        await super().smtp_HELO(hostname)
+
     async def smtp_EHLO(self, hostname: str):  # noqa: N802 - aiosmtpd naming
+        if hostname and "\x00" in hostname:
+            await self.push(_NUL_REPLY)
+            return
         self._in_ehlo = True
         try:
             await super().smtp_EHLO(hostname)
@@ -109,6 +122,8 @@ class MXProtocol(SMTP):
         common ``<local@domain>`` form is read with one regular expression instead of the stdlib's
         RFC 5322 header parser (which cost more per message than the rest of the command handling),
         and a path that makes that parser raise is unreadable rather than a "500 Error: (IndexError)"."""
+        if arg and "\x00" in arg:
+            return None, None  # RFC 5321 §4.1.2: no NUL in a path (nor a text column would take it)
         m = _SIMPLE_PATH.match(arg) if arg else None
         if m is None:
             try:

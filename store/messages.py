@@ -156,6 +156,24 @@ _INSERT_MESSAGES = insert(_MESSAGES).inline()
 _INSERT_EVENTS = insert(_EVENTS).inline()
 _INSERT_OUTBOX = insert(OutboxEntry.__table__).inline()
 _ENDPOINTS_SEEN = "mailkite.endpoint_ids"  # Session.info key: domain id → endpoint ids, per transaction
+# Message columns whose values come from the sender (header fields, decoded encoded-words, DKIM
+# tags): they may hold NUL characters, which PostgreSQL's text and jsonb refuse.
+_FROM_OUTSIDE = ("subject", "from_name", "from_address", "message_id_header", "in_reply_to", "references",
+                 "parse_errors", "auth", "spam", "virus", "rcpt_to", "inbox", "mail_from", "helo")
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with each NUL character of its strings (in lists and dicts too, keys included)
+    replaced by U+FFFD. PostgreSQL's ``text`` and ``jsonb`` cannot hold NUL, so a ``Subject:
+    =?utf-8?q?a=00b?=`` failed the insert and got 451 on every retry; SQLite could hold it, and
+    both databases now hold the same. Returns ``value`` itself when there is no NUL."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    return value
 
 
 def _allocate_uids(s: Session, wanted: list[list[tuple[str, dict]]]) -> None:
@@ -217,6 +235,8 @@ def record_transaction_in(s: Session, tx: NewTransaction) -> list[StoredMessage]
             parse_errors=list(tx.parse_errors), auth=tx.auth, spam=tx.spam, virus=tx.virus,
             seen=False, flagged=False, answered=False, modseq=1,  # UID and modseq: _allocate_uids
         )
+        for key in _FROM_OUTSIDE:
+            row[key] = without_nul(row[key])
         message_rows.append(row)
         if keep_content:
             if r.domain.account_id not in threads:

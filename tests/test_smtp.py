@@ -241,6 +241,32 @@ def _send_expecting_451(db, blobs) -> None:
         server.stop()
 
 
+def test_nul_characters_are_refused_in_commands_and_replaced_in_stored_fields(mx, db, blobs):
+    """A NUL in HELO, MAIL FROM or RCPT TO is a syntax error (RFC 5321 §4.1.2); one that a header
+    field carries (an encoded-word ``=00``, a DKIM tag) reaches the row as U+FFFD, on PostgreSQL
+    too (its text and jsonb refuse NUL: the insert failed and the message got 451 on every retry),
+    while the stored bytes stay exactly as received."""
+    c = RawSMTP(mx.port)
+    for command in ("EHLO bad\x00name.test", "HELO bad\x00name.test"):
+        assert c.cmd(command) == (501, ["5.5.2 Syntax error: NUL character in the command"])
+    assert c.cmd("EHLO client.test")[0] == 250
+    # aiosmtpd's answer to a path it cannot read: 553 5.1.3 "malformed address"
+    assert c.cmd("MAIL FROM:<a\x00b@sender.test>") == (553, ["5.1.3 Error: malformed address"])
+    assert c.cmd("MAIL FROM:<ab@sender.test>")[0] == 250
+    assert c.cmd("RCPT TO:<sup\x00port@example.com>") == (553, ["5.1.3 Error: malformed address"])
+    c.close()
+
+    raw = (_message().replace(b"Subject: Hello", b"Subject: =?utf-8?q?nul=00here?=")
+           .replace(b"From: Alice <alice@sender.test>", b"From: =?utf-8?q?Al=00ice?= <alice@sender.test>")
+           .replace(b"Message-ID: <", b"References: <ref\x00one@sender.test>\r\nMessage-ID: <"))
+    with smtplib.SMTP("127.0.0.1", mx.port) as smtp:
+        assert smtp.sendmail("alice@sender.test", ["support@example.com"], raw) == {}
+    (row,) = _messages(db)
+    assert (row.subject, row.from_name) == ("nul\ufffdhere", "Al\ufffdice")
+    assert row.references == ["<ref\ufffdone@sender.test>"]
+    assert blobs.get(row.raw_key) == raw
+
+
 def test_blob_store_failure_answers_451_and_keeps_nothing(db, tmp_path):
     from store.blobs import LocalBlobStore
 
