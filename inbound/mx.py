@@ -71,6 +71,13 @@ class MXProtocol(SMTP):
         super().__init__(*args, **kwargs)
         self._in_ehlo = False
 
+    async def smtp_AUTH(self, arg: str):  # noqa: N802 - aiosmtpd naming
+        """Not implemented (``502``): an MX receives mail for its domains and offers no AUTH (RFC 4954
+        §3), neither in EHLO nor, with no ``@syntax``, in HELP. aiosmtpd's own AUTH ran its
+        mechanisms without an authenticator and answered ``535`` to every password, which invited
+        guessing."""
+        await self.push("502 5.5.1 AUTH not available: this server only receives mail for its domains")
+
     async def smtp_HELO(self, hostname: str):  # noqa: N802 - aiosmtpd naming
         if hostname and "\x00" in hostname:
             await self.push(_NUL_REPLY)

@@ -47,6 +47,14 @@ def test_ehlo_advertises_the_extensions(mx):
             assert c.has_extn(ext), ext
         assert c.esmtp_features["size"] == "200000"
         assert not c.has_extn("auth")  # an MX offers no AUTH
+        c.starttls(context=mx.client_tls)
+        c.ehlo("client.test")
+        assert not c.has_extn("auth")
+        for mechanism in ("PLAIN AHVzZXIAcGFzcw==", "LOGIN"):  # no mechanism runs, no password is judged
+            assert c.docmd("AUTH", mechanism) == (502, b"5.5.1 AUTH not available: this server only receives "
+                                                       b"mail for its domains")
+        code, text = c.docmd("HELP")
+        assert code == 250 and b"MAIL" in text and b"AUTH" not in text
 
 
 def test_accepted_message_is_durable_when_250_arrives(mx, db, blobs):
