@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from urllib.parse import quote
 
 from store.crypto import derive_key
+
+_EXPIRES = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only
 
 
 class LinkSigner:
@@ -38,9 +41,12 @@ class LinkSigner:
         return self.sign_path(f"/v1/messages/{quote(message_id)}/raw")
 
     def verify(self, path: str, expires: str | None, signature: str | None, *, now: float | None = None) -> bool:
-        """True when ``signature`` matches ``path``/``expires`` and the link has not expired."""
-        if not expires or not signature or not expires.isdigit():
+        """True when ``signature`` matches ``path``/``expires`` and the link has not expired; False
+        (never an exception) for anything a client can put in the query: ``expires`` must be 1-12
+        ASCII digits (``str.isdigit`` also takes "²", which ``int`` refuses), and the signature is
+        compared as bytes (``hmac.compare_digest`` raises on non-ASCII ``str``)."""
+        if not expires or not signature or not _EXPIRES.fullmatch(expires):
             return False
         if int(expires) < (now if now is not None else time.time()):
             return False
-        return hmac.compare_digest(self._sig(path, int(expires)), signature)
+        return hmac.compare_digest(self._sig(path, int(expires)).encode(), signature.encode("utf-8", "surrogatepass"))

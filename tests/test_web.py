@@ -7,7 +7,7 @@ import json
 import smtplib
 import time
 from urllib.error import HTTPError
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 from urllib.request import urlopen
 
 import pytest
@@ -71,7 +71,12 @@ def test_signed_links_are_checked(running):
     expired = f"{base}{parts.path}?expires={int(time.time()) - 1}&signature={query['signature'][0]}"
     other_message = pdf["url"].replace(data["id"], "msg_000000000000000000000000000")
     unsigned = f"{base}{parts.path}"
-    for url in (tampered, expired, other_message, unsigned):
+    # Hostile query values: each a 403, never a 500 (non-ASCII signature, a digit int() refuses,
+    # more digits than int() converts)
+    junk = [f"{base}{parts.path}?expires={quote(e)}&signature={quote(sig)}"
+            for e, sig in ((query["expires"][0], "é" * 64), ("²", query["signature"][0]),
+                           ("9" * 5000, query["signature"][0]))]
+    for url in (tampered, expired, other_message, unsigned, *junk):
         status, body, _ = _get(url)
         assert status == 403 and json.loads(body)["error"]["code"] == "forbidden", url
     status, body, _ = _get(f"http://127.0.0.1:{inst.web_port}/nope")
