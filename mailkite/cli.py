@@ -161,8 +161,9 @@ def cmd_domain_verify(settings: Settings, args: argparse.Namespace) -> int:
     ok = ours in hosts
     set_verified(db, name, ok)
     if not ok:
-        found = ", ".join(hosts) or "no MX record"
-        raise CliError(f"{name} is not verified: its MX points at {found}, not {ours}")
+        if not hosts:
+            raise CliError(f"{name} is not verified: it has no MX record (publish one pointing at {ours})")
+        raise CliError(f"{name} is not verified: its MX points at {', '.join(hosts)}, not {ours}")
     print(f"{name} verified: MX {ours}")
     return 0
 

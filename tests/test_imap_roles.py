@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def dns():
-    zone = Zone().add("verified.test", "MX", "10 mx.mailkite.test").add("elsewhere.test", "MX", "10 mx.other.example")
+    zone = (Zone().add("verified.test", "MX", "10 mx.mailkite.test").add("elsewhere.test", "MX", "10 mx.other.example")
+            .add("nomx.test", "A", "192.0.2.1"))
     with DnsTestServer(zone) as server:
         yield server
 
@@ -32,6 +33,10 @@ def test_serve_verify_password_smtp_idle_revoke(instance, dns):
     assert "verified.test verified: MX mx.mailkite.test" in instance.cli("domain", "verify", "verified.test").stdout
     refused = instance.cli("domain", "verify", "elsewhere.test", check=False)
     assert refused.returncode == 1 and "its MX points at mx.other.example, not mx.mailkite.test" in refused.stderr
+    instance.add_domain("nomx.test")
+    refused = instance.cli("domain", "verify", "nomx.test", check=False)
+    assert refused.returncode == 1 and refused.stderr == (
+        "mailkite: nomx.test is not verified: it has no MX record (publish one pointing at mx.mailkite.test)\n")
 
     out = instance.cli("app-password", "create", "--label", "Thunderbird on my laptop",
                        "--scope", "bob@verified.test").stdout
