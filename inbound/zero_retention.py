@@ -69,14 +69,15 @@ class ZeroRetentionDelivery:
 
     def _lookup(self, envelope: SmtpEnvelope, received_sha256: str, recipients: list[Recipient]
                 ) -> tuple[dict[str, list[_Target]], dict[str, EarlierInlineDelivery]]:
-        """The enabled endpoints per recipient domain id, and the earlier tries of this message."""
+        """The enabled endpoints per recipient domain id, and the earlier tries of this message (one
+        read transaction)."""
         with self.db.read() as s:
             targets = {r.domain.id: [_Target(ep.id, ep.url, decrypt_secrets(self.box, ep.secret_ciphertext))
                                      for ep in endpoints_for_domain(s, r.domain.account_id, r.domain.id)]
                        for r in recipients}
-        earlier = earlier_inline_deliveries(self.db, sha256=received_sha256, mail_from=envelope.mail_from,
-                                            inboxes=[(r.domain.id, r.inbox) for r in recipients],
-                                            since=envelope.received_at - RETRY_WINDOW)
+            earlier = earlier_inline_deliveries(s, sha256=received_sha256, mail_from=envelope.mail_from,
+                                                inboxes=[(r.domain.id, r.inbox) for r in recipients],
+                                                since=envelope.received_at - RETRY_WINDOW)
         return targets, earlier
 
     async def deliver(self, envelope: SmtpEnvelope, parsed: ParsedMessage, recipients: list[Recipient],
@@ -93,15 +94,15 @@ class ZeroRetentionDelivery:
         jobs: list[_Job] = []
         for msg_id, r in zip(message_ids, recipients):
             before = earlier[r.inbox].events if r.inbox in earlier else {}
-            due = [t for t in targets[r.domain.id] if not (t.endpoint_id in before and before[t.endpoint_id].delivered)]
+            # (endpoint, its earlier event or None), leaving out the endpoints already served
+            due = [(t, before.get(t.endpoint_id)) for t in targets[r.domain.id]]
+            due = [(t, prior) for t, prior in due if prior is None or not prior.delivered]
             if not due:
                 continue
             record = _message_record(msg_id, envelope, parsed, r, auth, scan)
             data = message_data(record, parsed_json, links=None, inline_attachments=True)
-            for t in due:
-                prior = before.get(t.endpoint_id)
-                jobs.append(_Job(msg_id, prior.event_id if prior else new_id("evt"), t, data,
-                                 prior.attempts + 1 if prior else 1))
+            jobs += [_Job(msg_id, prior.event_id if prior else new_id("evt"), t, data,
+                          prior.attempts + 1 if prior else 1) for t, prior in due]
         unserved = sorted({r.domain.name for r in recipients if not targets[r.domain.id]})
         if unserved:
             log.error("zero_retention.no_endpoint", extra={"kv": {"domains": unserved}})

@@ -417,26 +417,25 @@ _EARLIER_MESSAGES = (
     .order_by(Message.received_at.desc(), Message.id.desc()))
 
 
-def earlier_inline_deliveries(db: Database, *, sha256: str, mail_from: str, inboxes: list[tuple[str, str]],
+def earlier_inline_deliveries(s: Session, *, sha256: str, mail_from: str, inboxes: list[tuple[str, str]],
                               since: datetime) -> dict[str, EarlierInlineDelivery]:
     """The latest earlier try, received at or after ``since``, of a zero-retention message with this
     hash (of the bytes as received) and envelope sender, per ``(domain id, inbox)`` of ``inboxes``:
-    ``{inbox: EarlierInlineDelivery}``, inboxes never tried left out. One indexed read (the
-    partial index on ``sha256``, migration 0008) plus one for the events."""
+    ``{inbox: EarlierInlineDelivery}``, inboxes never tried left out. Read in the caller's session:
+    one indexed query (the partial index on ``sha256``, migration 0008) plus one for the events."""
     wanted = set(inboxes)
     found: dict[str, str] = {}  # inbox → message id
-    with db.read() as s:
-        for msg_id, inbox, domain_id in s.execute(_EARLIER_MESSAGES, {"sha256": sha256, "mail_from": mail_from,
-                                                                      "since": since}):
-            if (domain_id, inbox) in wanted and inbox not in found:
-                found[inbox] = msg_id
-        if not found:
-            return {}
-        events: dict[str, dict[str, EarlierEvent]] = {msg_id: {} for msg_id in found.values()}
-        for evt_id, msg_id, endpoint_id, state, attempts in s.execute(
-                select(Event.id, Event.message_id, Event.endpoint_id, Event.state, Event.attempts)
-                .where(Event.message_id.in_(list(events)))):
-            events[msg_id][endpoint_id] = EarlierEvent(evt_id, state == EventState.DELIVERED.value, attempts)
+    for msg_id, inbox, domain_id in s.execute(_EARLIER_MESSAGES, {"sha256": sha256, "mail_from": mail_from,
+                                                                  "since": since}):
+        if (domain_id, inbox) in wanted and inbox not in found:
+            found[inbox] = msg_id
+    if not found:
+        return {}
+    events: dict[str, dict[str, EarlierEvent]] = {msg_id: {} for msg_id in found.values()}
+    for evt_id, msg_id, endpoint_id, state, attempts in s.execute(
+            select(Event.id, Event.message_id, Event.endpoint_id, Event.state, Event.attempts)
+            .where(Event.message_id.in_(list(events)))):
+        events[msg_id][endpoint_id] = EarlierEvent(evt_id, state == EventState.DELIVERED.value, attempts)
     return {inbox: EarlierInlineDelivery(msg_id, events[msg_id]) for inbox, msg_id in found.items()}
 
 

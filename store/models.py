@@ -153,6 +153,9 @@ class WebhookEndpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+_ZERO_RETENTION_ROWS = text("retention = 'zero_retention'")  # a partial index's WHERE
+
+
 class Message(Base):
     """One accepted message for one recipient (inbox). Recipients of one SMTP transaction share
     ``transaction_id`` and the blobs ``raw_key`` / ``parsed_key``."""
@@ -164,7 +167,7 @@ class Message(Base):
         # A sending server's retry of a zero-retention message finds the earlier attempt by the
         # hash of the bytes as received (inbound.zero_retention); only those rows are indexed.
         Index("ix_messages_zero_retention_sha256", "sha256",
-              postgresql_where=text("retention = 'zero_retention'"), sqlite_where=text("retention = 'zero_retention'")),
+              postgresql_where=_ZERO_RETENTION_ROWS, sqlite_where=_ZERO_RETENTION_ROWS),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

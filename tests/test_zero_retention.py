@@ -209,7 +209,8 @@ def test_earlier_tries_are_found_by_hash_sender_inbox_and_window(db):
     def lookup(**changes) -> dict:
         args = dict(sha256="ab" * 32, mail_from="billing@vendor.test", inboxes=[(domain.id, "ap@private.example")],
                     since=at - timedelta(days=5)) | changes
-        return earlier_inline_deliveries(db, **args)
+        with db.read() as s:
+            return earlier_inline_deliveries(s, **args)
 
     found = lookup()
     assert list(found) == ["ap@private.example"] and found["ap@private.example"].message_id == "msg_1"

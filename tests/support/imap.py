@@ -54,9 +54,9 @@ class ImapHarness:
         default, since every test connects from 127.0.0.1 and one module's wrong passwords would
         throttle the next module's logins."""
         self.db = db
-        self.shared_throttle = shared_throttle
         self.blobs = blobs
         self.redis_url = redis_url
+        self.shared_throttle = shared_throttle
         self.cert, self.key = ensure_self_signed(workdir / "imap-tls", hostname)
         self.limits = limits or ImapLimits(auth_failure_delay_s=0.05)
         self.hostname = hostname
